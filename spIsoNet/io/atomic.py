@@ -31,7 +31,8 @@ def atomic_output(path: str | os.PathLike, suffix: str | None = None) -> Iterato
     final = Path(path)
     folder = final.parent if str(final.parent) else Path(".")
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{final.name}.", suffix=(final.suffix if suffix is None else suffix) + ".tmp",
+        prefix=f".{final.name}.",
+        suffix=(final.suffix if suffix is None else suffix) + ".tmp",
         dir=folder,
     )
     os.close(fd)

@@ -165,7 +165,9 @@ def read_mask(path: str | os.PathLike, like: MapData, *, what: str = "mask") -> 
     check_same_grid([like, mask])
     low, high = float(mask.data.min()), float(mask.data.max())
     if low < 0.0 or high > 1.0:
-        log.warning("%s: %s values span [%.3g, %.3g]; clipped to [0, 1]", mask.path, what, low, high)
+        log.warning(
+            "%s: %s values span [%.3g, %.3g]; clipped to [0, 1]", mask.path, what, low, high
+        )
         np.clip(mask.data, 0.0, 1.0, out=mask.data)
     if float(mask.data.max()) == 0.0:
         raise InputError(f"{mask.path}: {what} is empty (all zeros)")
