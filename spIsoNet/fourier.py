@@ -444,7 +444,6 @@ def match_spectrum(
     Amplitudes are measured on the masked maps (if ``mask``), the gain is applied to the
     unmasked ``volume``; phases are untouched. ``spectrum`` = ``rfft3(volume)`` if known.
     """
-    n = volume.shape[0]
     if spectrum is None:
         spectrum = rfft3(volume)
     own = spectrum if mask is None else rfft3(volume * mask)

@@ -102,7 +102,9 @@ def read_map(
         raise
     except Exception as exc:  # mrcfile raises ValueError/OSError/EOFError for broken files
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{name}: not a readable MRC {what} (truncated or corrupt?): {reason}")
+        raise InputError(
+            f"{name}: not a readable MRC {what} (truncated or corrupt?): {reason}"
+        ) from None
     if data.ndim != 3:
         raise InputError(f"{name}: {what} must be a 3D volume, got shape {tuple(data.shape)}")
     if require_cubic and not (data.shape[0] == data.shape[1] == data.shape[2]):

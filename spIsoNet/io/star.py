@@ -37,7 +37,7 @@ def read_star(path: str | os.PathLike) -> dict[str, Any]:
             blocks = starfile.read(name, always_dict=True)
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{name}: malformed STAR file: {reason}")
+        raise InputError(f"{name}: malformed STAR file: {reason}") from None
     if not blocks:
         raise InputError(f"{name}: malformed STAR file: no data blocks")
     return dict(blocks)
