@@ -315,6 +315,7 @@ def apply_radial_filter(
     *,
     beyond: float | None = None,
     spectrum: np.ndarray | None = None,
+    per_shell: bool = False,
 ) -> np.ndarray:
     """Multiply a map's spectrum by a radial profile.
 
@@ -324,11 +325,14 @@ def apply_radial_filter(
         Map ``[n, n, n]``.
     profile
         Filter value per shell index ``0 … len(profile) − 1``; linearly interpolated at the
-        fractional radius ``|k|``.
+        fractional radius ``|k|`` (or, with ``per_shell``, constant over each integer shell).
     beyond
         Value for radii past the last profile entry (default: the last entry).
     spectrum
         ``rfft3(volume)`` if already computed (avoids a second FFT).
+    per_shell
+        Use ``profile[shell_index]`` instead of interpolating: a per-shell gain computed from
+        shell statistics then acts exactly on those shells (spectrum matching, whitening).
 
     Returns
     -------
@@ -339,7 +343,11 @@ def apply_radial_filter(
     if spectrum is None:
         spectrum = rfft3(volume)
     edge = float(profile[-1]) if beyond is None else float(beyond)
-    filt = _profile_on_radius(profile, frequency_radius(n), edge)
+    if per_shell:
+        table = np.append(np.asarray(profile, dtype=np.float32), np.float32(edge))
+        filt = table[np.minimum(shell_index(n), len(profile))]
+    else:
+        filt = _profile_on_radius(profile, frequency_radius(n), edge)
     return irfft3(spectrum * filt, n)
 
 
@@ -415,7 +423,7 @@ def whiten(
     gain = reference / np.maximum(amplitude, floor)
     edge_gain = reference / max(float(np.interp(r_high, shells, amplitude)), floor)
     profile = np.where(shells <= r_low, 1.0, np.where(shells >= r_high, edge_gain, gain))
-    return apply_radial_filter(volume, profile, spectrum=spectrum)
+    return apply_radial_filter(volume, profile, spectrum=spectrum, per_shell=True)
 
 
 def fsc_weighting(fsc: np.ndarray, mode: str = "sqrt") -> np.ndarray:
@@ -452,7 +460,7 @@ def match_spectrum(
     wanted_amp = _mean_amplitude(wanted)
     floor = 1e-12 * max(float(own_amp.max()), 1e-30)
     gain = np.where(own_amp > floor, wanted_amp / np.maximum(own_amp, floor), 0.0)
-    return apply_radial_filter(volume, gain, spectrum=spectrum)
+    return apply_radial_filter(volume, gain, spectrum=spectrum, per_shell=True)
 
 
 def combine_maps(
