@@ -45,6 +45,7 @@ __all__ = [
     "shell_index",
     "shell_sums",
     "shell_to_resolution",
+    "spectrum_matching_gain",
     "whiten",
 ]
 
@@ -344,8 +345,7 @@ def apply_radial_filter(
         spectrum = rfft3(volume)
     edge = float(profile[-1]) if beyond is None else float(beyond)
     if per_shell:
-        table = np.append(np.asarray(profile, dtype=np.float32), np.float32(edge))
-        filt = table[np.minimum(shell_index(n), len(profile))]
+        filt = _per_shell_filter(np.append(np.asarray(profile, dtype=np.float64), edge), n)
     else:
         filt = _profile_on_radius(profile, frequency_radius(n), edge)
     return irfft3(spectrum * filt, n)
@@ -440,6 +440,31 @@ def fsc_weighting(fsc: np.ndarray, mode: str = "sqrt") -> np.ndarray:
     raise ValueError(f"unknown FSC weighting mode {mode!r} (use 'plain' or 'sqrt')")
 
 
+def spectrum_matching_gain(own: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Per-shell gain that gives spectrum ``own`` the radial mean amplitude of ``wanted``.
+
+    Parameters
+    ----------
+    own, wanted
+        Half-space spectra ``[n, n, n//2 + 1]`` (typically of the masked maps).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``[n//2 + 1]``; 0 for shells where ``own`` has no amplitude.
+    """
+    n = own.shape[0]
+    own_amp = _mean_amplitude(own)
+    wanted_amp = _mean_amplitude(wanted)
+    floor = 1e-12 * max(float(own_amp.max()), 1e-30)
+    return np.where(own_amp > floor, wanted_amp / np.maximum(own_amp, floor), 0.0)[: n // 2 + 1]
+
+
+def _per_shell_filter(profile: np.ndarray, n: int) -> np.ndarray:
+    table = np.append(np.asarray(profile, dtype=np.float32), np.float32(profile[-1]))
+    return table[np.minimum(shell_index(n), len(profile))]
+
+
 def match_spectrum(
     volume: np.ndarray,
     target: np.ndarray,
@@ -449,17 +474,14 @@ def match_spectrum(
 ) -> np.ndarray:
     """Scale ``volume``'s spectrum so its radial mean amplitude equals ``target``'s.
 
-    Amplitudes are measured on the masked maps (if ``mask``), the gain is applied to the
-    unmasked ``volume``; phases are untouched. ``spectrum`` = ``rfft3(volume)`` if known.
+    Amplitudes are measured on the masked maps (if ``mask``), the per-shell gain is applied to
+    the unmasked ``volume``; phases are untouched. ``spectrum`` = ``rfft3(volume)`` if known.
     """
     if spectrum is None:
         spectrum = rfft3(volume)
     own = spectrum if mask is None else rfft3(volume * mask)
     wanted = rfft3(target if mask is None else target * mask)
-    own_amp = _mean_amplitude(own)
-    wanted_amp = _mean_amplitude(wanted)
-    floor = 1e-12 * max(float(own_amp.max()), 1e-30)
-    gain = np.where(own_amp > floor, wanted_amp / np.maximum(own_amp, floor), 0.0)
+    gain = spectrum_matching_gain(own, wanted)
     return apply_radial_filter(volume, gain, spectrum=spectrum, per_shell=True)
 
 
@@ -489,10 +511,13 @@ def combine_maps(
         raise ValueError(f"maps differ in shape: {low_map.shape} vs {high_map.shape}")
     n = low_map.shape[0]
     low_spectrum = rfft3(low_map)
-    if match:
-        low_map = match_spectrum(low_map, high_map, mask, spectrum=low_spectrum)
-        low_spectrum = rfft3(low_map)
     high_spectrum = rfft3(high_map)
+    if match:
+        if mask is None:
+            gain = spectrum_matching_gain(low_spectrum, high_spectrum)
+        else:
+            gain = spectrum_matching_gain(rfft3(low_map * mask), rfft3(high_map * mask))
+        low_spectrum = low_spectrum * _per_shell_filter(gain, n)
     cutoff = resolution_to_shell(threshold_res, n, voxel_size)
     n_profile = int(np.ceil(np.sqrt(3) * n / 2)) + 2
     weight = _profile_on_radius(
