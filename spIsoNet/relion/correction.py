@@ -1,0 +1,219 @@
+"""Correction of the half-maps inside a RELION iteration (arrays in, arrays out).
+
+Follows the published wrapper's recipe, done in-process with the toolkit:
+
+1. whitening of each plain map between ``ISONET_WHITENING_LOW`` Å and the current resolution
+   (only when that resolution is finer than ``ISONET_WHITENING_LOW``),
+2. keep-lowres: frequencies below ``--ini_high`` from the initial reference,
+3. 3D FSC of the two maps (or of the previous iteration's half-maps when a half is corrected on
+   its own), FSC weighting of each map by the 3D FSC's shell average,
+4. noise2noise training and prediction (:func:`spIsoNet.engine.pipeline.correct_maps`),
+5. low-pass at the current resolution.
+
+No file or environment access here except the engine's model checkpoint in ``output_dir``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spIsoNet import fourier
+from spIsoNet.log import get_logger
+
+from .settings import PluginSettings
+
+log = get_logger("relion")
+
+
+@dataclass
+class CorrectionOutcome:
+    """Corrected maps (same order as the inputs) with timings (s) and metrics."""
+
+    corrected: list[np.ndarray]
+    timings: dict[str, float] = field(default_factory=dict)
+    metrics_before: dict | None = None
+    metrics_after: dict | None = None
+    fsc_after: np.ndarray | None = None
+    device: str = ""
+    model_path: str | None = None
+
+
+def soft_sphere(n: int, radius: float, edge: float = 5.0) -> np.ndarray:
+    """Soft spherical mask ``[n, n, n]`` (1 inside ``radius`` voxels, cosine edge)."""
+    c = np.arange(n, dtype=np.float32) - n // 2
+    r = np.sqrt(c[:, None, None] ** 2 + c[None, :, None] ** 2 + c[None, None, :] ** 2)
+    phase = np.clip((r - radius) / max(edge, 1e-6), 0.0, 1.0)
+    return (0.5 + 0.5 * np.cos(np.pi * phase)).astype(np.float32)
+
+
+def summarise(maps: list[np.ndarray], voxel_size: float, mask: np.ndarray | None) -> dict | None:
+    """Anisotropy metrics of a map pair (None when the metrics module is not available)."""
+    if len(maps) != 2:
+        return None
+    try:
+        from spIsoNet.fsc3d import anisotropy_summary  # type: ignore[attr-defined]
+    except ImportError:
+        fsc = fourier.fsc_curve(maps[0], maps[1], mask)
+        n = maps[0].shape[0]
+        return {
+            "global_res_0143": fourier.resolution_at(fsc, n, voxel_size, 0.143).angstrom,
+            "global_res_05": fourier.resolution_at(fsc, n, voxel_size, 0.5).angstrom,
+        }
+    return anisotropy_summary(maps[0], maps[1], voxel_size, mask=mask)
+
+
+def format_metrics(metrics: dict | None) -> str:
+    """One-line summary of :func:`summarise`'s dict."""
+    if not metrics:
+        return "n/a"
+    parts = []
+    labels = (
+        ("global_res_0143", "FSC0.143 %.2f Å"),
+        ("global_res_05", "FSC0.5 %.2f Å"),
+        ("sphericity", "sphericity %.3f"),
+        ("dir_res_min", "best dir. %.2f Å"),
+        ("dir_res_max", "worst dir. %.2f Å"),
+    )
+    for key, fmt in labels:
+        value = metrics.get(key)
+        if value is not None:
+            try:
+                parts.append(fmt % float(value))
+            except (TypeError, ValueError):
+                continue
+    return ", ".join(parts) or "n/a"
+
+
+def prepare_map(
+    volume: np.ndarray,
+    voxel_size: float,
+    *,
+    limit_res: float,
+    settings: PluginSettings,
+    mask: np.ndarray | None,
+    keep_lowres: bool,
+    ini_high: float | None,
+    initial_reference: np.ndarray | None,
+) -> tuple[np.ndarray, list[str]]:
+    """Whitening and keep-lowres of one plain map; returns the map and what was done."""
+    done = []
+    out = volume
+    if settings.whitening and limit_res < settings.whitening_low:
+        out = fourier.whiten(out, voxel_size, settings.whitening_low, limit_res, mask=mask)
+        done.append(f"whitened {settings.whitening_low:g}–{limit_res:.2f} Å")
+    if keep_lowres and ini_high is not None and initial_reference is not None:
+        out = fourier.combine_maps(initial_reference, out, ini_high, voxel_size, mask=mask)
+        done.append(f"initial reference kept below {ini_high:g} Å")
+    return out.astype(np.float32, copy=False), done
+
+
+def correct_halves(
+    maps: list[np.ndarray],
+    voxel_size: float,
+    *,
+    limit_res: float,
+    settings: PluginSettings,
+    engine_settings,
+    output_dir: str | Path,
+    model_name: str,
+    mask: np.ndarray | None = None,
+    keep_lowres: bool = False,
+    ini_high: float | None = None,
+    initial_references: list[np.ndarray | None] | None = None,
+    fsc_pair: tuple[np.ndarray, np.ndarray] | None = None,
+    pretrained_model: str | None = None,
+) -> CorrectionOutcome:
+    """Correct one or two plain half-maps.
+
+    Parameters
+    ----------
+    maps
+        ``[half1, half2]`` (joint) or ``[half]`` (a half on its own), each ``[n, n, n]``.
+    voxel_size
+        Å per voxel.
+    limit_res
+        Current resolution (Å): whitening limit, 3D FSC / training limit, final low-pass.
+    settings
+        Plugin settings (whitening, FSC weighting, low-pass switches).
+    engine_settings
+        :class:`spIsoNet.engine.pipeline.EngineSettings` for the training.
+    output_dir, model_name
+        Where the engine keeps the model checkpoint.
+    mask
+        Soft mask or None.
+    keep_lowres, ini_high, initial_references
+        Keep the initial reference (one per map, or None) below ``ini_high`` Å.
+    fsc_pair
+        Two maps to compute the 3D FSC from when only one map is given (the previous
+        iteration's half-maps); default: ``maps``.
+    pretrained_model
+        Checkpoint to continue training from (previous iteration's model).
+    """
+    from spIsoNet.engine.pipeline import correct_maps
+    from spIsoNet.fsc3d import compute_fsc3d
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    refs = initial_references or [None] * len(maps)
+    prepared = []
+    steps: list[str] = []
+    for volume, reference in zip(maps, refs):
+        out, done = prepare_map(
+            volume,
+            voxel_size,
+            limit_res=limit_res,
+            settings=settings,
+            mask=mask,
+            keep_lowres=keep_lowres,
+            ini_high=ini_high,
+            initial_reference=reference,
+        )
+        prepared.append(out)
+        steps.extend(step for step in done if step not in steps)
+    log.info("pre-processing: %s", "; ".join(steps) if steps else "none")
+    timings["pre-processing"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    pair = (prepared[0], prepared[1]) if len(prepared) == 2 else fsc_pair
+    if pair is None:
+        raise ValueError("a single map needs fsc_pair (two maps) for its 3D FSC")
+    fsc3d = compute_fsc3d(pair[0], pair[1], voxel_size, mask=mask, limit_res=limit_res)
+    timings["3D FSC"] = time.perf_counter() - t
+
+    if settings.fsc_weighting:
+        t = time.perf_counter()
+        profile = fourier.fsc_weighting(np.asarray(fsc3d.global_fsc), mode="plain")
+        prepared = [fourier.apply_radial_filter(m, profile, beyond=0.0) for m in prepared]
+        timings["FSC weighting"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    result = correct_maps(
+        prepared[0],
+        prepared[1] if len(prepared) == 2 else None,
+        voxel_size,
+        fsc3d_volume=fsc3d.volume,
+        limit_res=limit_res,
+        mask=mask,
+        settings=engine_settings,
+        output_dir=output_dir,
+        pretrained_model=pretrained_model,
+        model_name=model_name,
+    )
+    timings["training+prediction"] = time.perf_counter() - t
+    for stage, seconds in (result.timings or {}).items():
+        timings[f"  engine {stage}"] = float(seconds)
+    corrected = [np.asarray(c, dtype=np.float32) for c in result.corrected]
+    if settings.lowpass:
+        t = time.perf_counter()
+        corrected = [fourier.lowpass(c, limit_res, voxel_size) for c in corrected]
+        timings["low-pass"] = time.perf_counter() - t
+    return CorrectionOutcome(
+        corrected=[np.ascontiguousarray(c, dtype=np.float32) for c in corrected],
+        timings=timings,
+        device=str(result.device),
+        model_path=str(result.model_path) if result.model_path else None,
+    )
