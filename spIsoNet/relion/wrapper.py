@@ -521,7 +521,10 @@ def _run(star: str) -> int:
         timings["reconstruction"] = time.perf_counter() - t
         t = time.perf_counter()
         apix = ext.pixel_size or (plan.meta.pixel_size if plan.meta else None)
-        write_result(ext.result, plain, apix)
+        try:
+            write_result(ext.result, plain, apix)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{ext.result}: cannot write the result: {_reason(exc)}") from None
         timings["write"] = time.perf_counter() - t
         log.info("plain reconstruction written: %s (%d³)", ext.result, ext.ori_size)
         if rdv is not None:
