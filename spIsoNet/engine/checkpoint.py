@@ -1,0 +1,81 @@
+"""Model files: weights + architecture + epoch + optimizer state + loss history.
+
+Only tensors and plain containers of numbers/strings are stored, so files load with
+``torch.load(path, weights_only=True)`` (no pickled code is executed when reading a model).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from spIsoNet.engine.unet import UNet3D, UNetConfig
+from spIsoNet.errors import InputError
+from spIsoNet.io import atomic_output
+
+FORMAT = "spIsoNet-unet-1"
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    net: torch.nn.Module,
+    *,
+    optimizer: torch.optim.Optimizer | None,
+    epoch: int,
+    loss_history: list[float],
+    extra: dict | None = None,
+) -> Path:
+    """Write a checkpoint atomically (temporary name in the same folder, then rename).
+
+    Parameters
+    ----------
+    path
+        Destination ``.pt``.
+    net
+        The (unwrapped) :class:`UNet3D`.
+    optimizer
+        Its optimizer (state saved for resuming), or None.
+    epoch
+        Number of completed epochs.
+    loss_history
+        Mean training loss per completed epoch.
+    extra
+        Plain-data provenance (settings, voxel size, limit resolution, ...).
+    """
+    state = {
+        "format": FORMAT,
+        "config": net.config.as_dict(),
+        "model_state": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+        "epoch": int(epoch),
+        "loss_history": [float(v) for v in loss_history],
+        "extra": dict(extra or {}),
+    }
+    final = Path(path)
+    with atomic_output(final) as tmp:
+        torch.save(state, tmp)
+    return final
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``, on CPU)."""
+    name = str(path)
+    if not Path(name).is_file():
+        raise InputError(f"{name}: model file not found")
+    try:
+        state = torch.load(name, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{name}: not a readable spIsoNet model file: {first}") from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise InputError(f"{name}: not a spIsoNet model file (format {FORMAT} expected)")
+    return state
+
+
+def build_from_checkpoint(state: dict) -> UNet3D:
+    """Instantiate the network described by a checkpoint and load its weights."""
+    net = UNet3D(UNetConfig(**state["config"]))
+    net.load_state_dict(state["model_state"])
+    return net

@@ -1,0 +1,132 @@
+"""Choosing the compute devices once, from the settings and the environment (the engine's edge)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+
+from spIsoNet.errors import InputError
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """Where training and prediction run.
+
+    Attributes
+    ----------
+    kind
+        ``"cpu"`` or ``"cuda"``.
+    gpu_ids
+        CUDA device numbers used, one process each (empty on CPU).
+    n_procs
+        Number of processes on this node (``len(gpu_ids)`` on CUDA).
+    threads
+        CPU threads per process.
+    """
+
+    kind: str
+    gpu_ids: tuple[int, ...] = field(default_factory=tuple)
+    n_procs: int = 1
+    threads: int = 1
+
+    def describe(self) -> str:
+        if self.kind == "cuda":
+            names = [
+                f"cuda:{i} ({torch.cuda.get_device_name(i)})"
+                if torch.cuda.is_available()
+                else f"cuda:{i}"
+                for i in self.gpu_ids
+            ]
+            return ", ".join(names)
+        return f"cpu ({self.n_procs} process(es) × {self.threads} thread(s))"
+
+
+def parse_gpu_ids(value: str | int | list[int] | tuple[int, ...] | None) -> list[int] | None:
+    """``"0,1,3"`` / ``[0, 1]`` / ``2`` → list of ids (order kept, no duplicates), or None."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        items = [value]
+    elif isinstance(value, str):
+        text = value.strip().strip("()[]")
+        if text.lower() in ("", "none"):
+            return None
+        try:
+            items = [int(part) for part in text.replace(" ", "").split(",") if part != ""]
+        except ValueError:
+            raise InputError(
+                f"--gpuID: expected comma-separated GPU numbers, got {value!r}"
+            ) from None
+    else:
+        items = [int(v) for v in value]
+    if any(i < 0 for i in items):
+        raise InputError(f"--gpuID: GPU numbers must be >= 0, got {value!r}")
+    return list(dict.fromkeys(items))
+
+
+def plan_devices(
+    device: str = "auto",
+    gpu_ids=None,
+    ncpus: int | None = None,
+    cpu_processes: int = 1,
+) -> DevicePlan:
+    """Resolve ``device`` (``auto|cpu|cuda``), ``gpu_ids`` and ``ncpus`` into a :class:`DevicePlan`.
+
+    Raises
+    ------
+    InputError
+        ``cuda`` requested but unavailable, or a GPU number that does not exist.
+    """
+    device = (device or "auto").lower()
+    if device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"--device must be auto, cpu or cuda, got {device!r}")
+    ids = parse_gpu_ids(gpu_ids)
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    use_cuda = device == "cuda" or (device == "auto" and available > 0)
+    cores = os.cpu_count() or 1
+    if ncpus is not None and ncpus < 1:
+        raise InputError(f"--ncpus must be >= 1, got {ncpus}")
+    threads_total = min(ncpus, cores) if ncpus else cores
+    if use_cuda:
+        if available == 0:
+            raise InputError("--device cuda: no CUDA GPU is available (use --device cpu)")
+        ids = ids if ids is not None else list(range(available))
+        missing = [i for i in ids if i >= available]
+        if missing:
+            raise InputError(
+                f"--gpuID: GPU {missing[0]} does not exist ({available} visible GPU(s))"
+            )
+        return DevicePlan("cuda", tuple(ids), len(ids), max(1, threads_total // len(ids)))
+    n_procs = max(1, int(cpu_processes))
+    return DevicePlan("cpu", (), n_procs, max(1, threads_total // n_procs))
+
+
+@dataclass(frozen=True)
+class LaunchEnv:
+    """Process coordinates given by ``torchrun`` (or a launcher setting the same variables)."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+
+
+def launcher_env(environ=None) -> LaunchEnv | None:
+    """Read ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` (torchrun); None when not launched that way."""
+    env = os.environ if environ is None else environ
+    if "RANK" not in env or "WORLD_SIZE" not in env:
+        return None
+    try:
+        rank, world = int(env["RANK"]), int(env["WORLD_SIZE"])
+        local = int(env.get("LOCAL_RANK", rank))
+    except ValueError:
+        raise InputError(
+            "RANK/WORLD_SIZE/LOCAL_RANK environment variables must be integers"
+        ) from None
+    if world <= 1:
+        return None
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        if name not in env:
+            raise InputError(f"launched with WORLD_SIZE={world} but {name} is not set")
+    return LaunchEnv(rank, world, local)

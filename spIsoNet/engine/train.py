@@ -1,0 +1,204 @@
+"""The training loop: AdamW, exact gradient accumulation, DDP, AMP on CUDA, per-epoch callback.
+
+Batch semantics. One optimizer step consumes ``batch_size`` samples planned by
+:func:`spIsoNet.engine.data.make_step_plan`. They are split into ``acc_batches`` micro-batches
+on each of ``world_size`` processes (``micro = batch_size / (world_size · acc_batches)``). Each
+micro-batch loss (a mean over its samples) is scaled by ``1 / acc_batches`` before ``backward``;
+DDP averages over processes. The applied gradient is therefore exactly that of the mean loss over
+the full batch, whatever the split (the published tool's accumulation bug — gradients reset
+before every micro-batch — cannot happen: gradients are reset once per step, before the first
+micro-batch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from spIsoNet.engine.data import CubeSource, make_step_plan, micro_slice
+from spIsoNet.engine.distributed import DistContext, maybe_no_sync
+from spIsoNet.engine.losses import LossModule
+from spIsoNet.errors import InputError
+from spIsoNet.log import get_logger
+
+log = get_logger("engine")
+
+
+@dataclass
+class TrainOptions:
+    """Optimisation settings of one training run (see EngineSettings for the user-facing ones)."""
+
+    epochs: int
+    batch_size: int
+    acc_batches: int
+    steps_per_epoch: int
+    learning_rate: float = 3e-4
+    alpha: float = 1.0
+    beta: float = 0.5
+    seed: int = 0
+    mixed_precision: bool = False
+    show_progress: bool = True
+    description: str = "training"
+
+
+def micro_batch_size(batch_size: int, world_size: int, acc_batches: int) -> int:
+    """Per-process micro-batch; raises :class:`InputError` if the batch cannot be split."""
+    if acc_batches < 1:
+        raise InputError(f"--acc_batches must be >= 1, got {acc_batches}")
+    parts = world_size * acc_batches
+    if batch_size < parts:
+        raise InputError(
+            f"--batch_size {batch_size} is smaller than processes × acc_batches = "
+            f"{world_size} × {acc_batches}; raise --batch_size or lower --acc_batches"
+        )
+    if batch_size % parts:
+        raise InputError(
+            f"--batch_size {batch_size} is not a multiple of processes × acc_batches = {parts}"
+        )
+    return batch_size // parts
+
+
+def make_optimizer(net: nn.Module, learning_rate: float) -> torch.optim.Optimizer:
+    """AdamW with PyTorch defaults (betas 0.9/0.999, weight decay 0.01), constant learning rate."""
+    return torch.optim.AdamW(net.parameters(), lr=learning_rate)
+
+
+def _amp(ctx: DistContext, enabled: bool):
+    if not (enabled and ctx.device.type == "cuda"):
+        return None, None
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    return dtype, scaler
+
+
+def train_model(
+    net: nn.Module,
+    source: CubeSource,
+    weight_rfft: torch.Tensor,
+    options: TrainOptions,
+    ctx: DistContext,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    start_epoch: int = 0,
+    history: list[float] | None = None,
+    on_epoch_end: Callable[[int, list[float], nn.Module, torch.optim.Optimizer], None]
+    | None = None,
+) -> list[float]:
+    """Train ``net`` in place for epochs ``start_epoch .. options.epochs - 1``.
+
+    Parameters
+    ----------
+    net
+        :class:`~spIsoNet.engine.unet.UNet3D` on ``ctx.device``.
+    source
+        Training cubes (maps on ``ctx.device``).
+    weight_rfft
+        Fourier weight M (rfft layout) on ``ctx.device``.
+    options
+        Batch, accumulation, learning rate, loss weights, seed, AMP.
+    ctx
+        Process/device context; with ``ctx.world_size > 1`` the net is wrapped in DDP.
+    optimizer
+        Optimizer to continue with (resume); a new AdamW if None.
+    start_epoch, history
+        Resume point and the loss history so far.
+    on_epoch_end
+        Called on the main process after every epoch with ``(epoch, history, net, optimizer)``
+        (checkpoint, loss plot).
+
+    Returns
+    -------
+    list of float
+        Mean loss per sample for every epoch (all processes agree).
+    """
+    history = list(history or [])
+    micro = micro_batch_size(options.batch_size, ctx.world_size, options.acc_batches)
+    optimizer = optimizer or make_optimizer(net, options.learning_rate)
+    module: nn.Module = LossModule(net, weight_rfft, options.alpha, options.beta)
+    if ctx.distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        if ctx.device.type == "cuda" and getattr(net.config, "norm", "") == "batch":
+            module.net = nn.SyncBatchNorm.convert_sync_batchnorm(module.net)
+        module = DDP(
+            module,
+            device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
+            broadcast_buffers=False,
+        )
+    amp_dtype, scaler = _amp(ctx, options.mixed_precision)
+    progress = None
+    if ctx.is_main and options.show_progress:
+        from tqdm import tqdm
+
+        progress = tqdm
+    net.train()
+    for epoch in range(start_epoch, options.epochs):
+        plan = make_step_plan(
+            len(source), options.batch_size, options.steps_per_epoch, options.seed, epoch
+        )
+        loss_sum = torch.zeros(2, dtype=torch.float64, device=ctx.device)
+        steps = range(plan.steps)
+        bar = None
+        if progress is not None:
+            bar = progress(
+                steps,
+                desc=f"{options.description} epoch {epoch + 1}/{options.epochs}",
+                unit="step",
+                leave=False,
+                dynamic_ncols=True,
+            )
+            steps = bar
+        for step in steps:
+            optimizer.zero_grad(set_to_none=True)
+            for index in range(options.acc_batches):
+                part = micro_slice(options.batch_size, micro, ctx.world_size, ctx.rank, index)
+                cubes = plan.cubes[step, part]
+                x1, x2 = source.batch(cubes, plan.swap[step, part])
+                rotations = [int(r) for r in plan.rotations[step, part]]
+                last = index == options.acc_batches - 1
+                with maybe_no_sync(module, skip=not last):
+                    autocast = (
+                        torch.autocast("cuda", dtype=amp_dtype)
+                        if amp_dtype is not None
+                        else contextlib.nullcontext()
+                    )
+                    with autocast:
+                        loss, _ = module(x1, x2, rotations)
+                    scaled = loss / options.acc_batches
+                    if scaler is not None:
+                        scaler.scale(scaled).backward()
+                    else:
+                        scaled.backward()
+                loss_sum[0] += loss.detach().double() * micro
+                loss_sum[1] += micro
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            if bar is not None:
+                bar.set_postfix(loss=f"{float(loss_sum[0] / loss_sum[1]):.4f}", refresh=False)
+        if bar is not None:
+            bar.close()
+        ctx.all_reduce_sum(loss_sum)
+        mean_loss = float(loss_sum[0] / loss_sum[1])
+        if not np.isfinite(mean_loss):
+            raise RuntimeError(f"training diverged at epoch {epoch + 1} (loss {mean_loss})")
+        history.append(mean_loss)
+        if ctx.is_main:
+            log.info(
+                "%s: epoch %d/%d loss %.5f",
+                options.description,
+                epoch + 1,
+                options.epochs,
+                mean_loss,
+            )
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, history, net, optimizer)
+    net.eval()
+    return history
