@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 import scipy.sparse
+import scipy.spatial
 
 __all__ = [
     "axis_angle_deg",
@@ -139,8 +140,6 @@ def cone_weights(
     axes: np.ndarray,
     cone_angle_deg: float,
     g: int,
-    *,
-    chunk: int = 1024,
 ) -> scipy.sparse.csr_matrix:
     """Sparse weights of the source cells of a ``g``-grid inside the double cone of each axis.
 
@@ -148,6 +147,8 @@ def cone_weights(
     ``clip((theta − d)/s + ½, 0, 1)``, ``s`` the cell's size: cells well inside count fully,
     cells cut by the cone edge count by (approximately) the fraction inside. This anti-aliasing
     makes the binned cone's area match the exact cone's instead of jumping cell by cell.
+    Candidate pairs come from a k-d tree range search on the unit sphere (chord distance),
+    against the cell centres and their antipodes (double cone).
 
     Parameters
     ----------
@@ -165,20 +166,29 @@ def cone_weights(
     """
     theta = math.radians(cone_angle_deg)
     sources, size = cell_centres(g, 0)
-    sources32 = sources.astype(np.float32)
-    reach = math.cos(min(theta + float(size.max()), 0.5 * math.pi))
-    rows, cols, vals = [], [], []
-    for start in range(0, len(axes), chunk):
-        block = np.asarray(axes[start : start + chunk], dtype=np.float32)
-        cos = np.abs(block @ sources32.T)
-        r, c = np.nonzero(cos >= reach - 1e-6)
-        angle = np.arccos(np.clip(cos[r, c].astype(np.float64), 0.0, 1.0))
-        w = np.clip((theta - angle) / size[c] + 0.5, 0.0, 1.0)
-        keep = w > 0
-        rows.append(r[keep] + start)
-        cols.append(c[keep])
-        vals.append(w[keep])
-    return scipy.sparse.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(len(axes), len(sources)),
+    n_sources = len(sources)
+    reach = min(theta + 0.5 * float(size.max()), 0.5 * math.pi)
+    chord = 2.0 * math.sin(0.5 * reach) + 1e-9
+    source_tree = scipy.spatial.cKDTree(np.concatenate([sources, -sources]))
+    axis_tree = scipy.spatial.cKDTree(np.asarray(axes, dtype=np.float64))
+    pairs = axis_tree.sparse_distance_matrix(source_tree, chord, output_type="ndarray")
+    rows = pairs["i"].astype(np.int64)
+    cols = pairs["j"].astype(np.int64) % n_sources
+    angle = 2.0 * np.arcsin(np.clip(0.5 * pairs["v"], 0.0, 1.0))
+    weights = np.clip((theta - angle) / size[cols] + 0.5, 0.0, 1.0)
+    keep = weights > 0
+    # a cell and its antipode can both be in range only for cones near 90°: sum_duplicates
+    # would double-count, so keep the larger weight of the two
+    matrix = scipy.sparse.coo_matrix(
+        (weights[keep], (rows[keep], cols[keep])), shape=(len(axes), n_sources)
     )
+    return _max_duplicates(matrix)
+
+
+def _max_duplicates(matrix: scipy.sparse.coo_matrix) -> scipy.sparse.csr_matrix:
+    """CSR matrix keeping the largest value of duplicate (row, col) entries."""
+    order = np.lexsort((-matrix.data, matrix.col, matrix.row))
+    rows, cols, vals = matrix.row[order], matrix.col[order], matrix.data[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    return scipy.sparse.csr_matrix((vals[first], (rows[first], cols[first])), shape=matrix.shape)
