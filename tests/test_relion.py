@@ -456,7 +456,8 @@ def _pair_job(tmp_path, root, iteration, extra_args="", prev_maps=False, version
 def test_concurrent_halves_correct_jointly(tmp_path):
     root = "Refine3D/job002/my_run"
     stars, folder = _pair_job(tmp_path, root, 104, version="4.0")
-    procs = [spawn(tmp_path, star, TINY) for star in stars]
+    env = {**TINY, "ISONET_FSC_FEEDBACK": "True", "ISONET_WHITENING_LOW": "20"}
+    procs = [spawn(tmp_path, star, env) for star in stars]
     outs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     log = log_text(tmp_path, root)
@@ -471,6 +472,12 @@ def test_concurrent_halves_correct_jointly(tmp_path):
         assert rel_diff(result, plain) > 1e-3  # really replaced
         corr = np.corrcoef(result.ravel(), plain.ravel())[0, 1]
         assert corr > 0.5  # still the same structure
+        feedback = folder / f"my_run_it104_half{h}_class001_external_reconstruct_out.star"
+        assert feedback.read_text().lstrip().startswith("# version 30001")
+        table = starfile.read(feedback, always_dict=True)["external_reconstruct_out"]
+        assert list(table.columns) == ["rlnSpectralIndex", "rlnFourierShellCorrelation"]
+        assert len(table) == 33 and table["rlnFourierShellCorrelation"].iloc[1] > 0.9
+    assert "whitened 20–" in log
     assert not list(folder.glob("*_spisonet.mrc"))
     assert not list(folder.glob("*.spisonet_half*.arrived"))
 
@@ -479,7 +486,11 @@ def test_sequential_halves_do_not_deadlock(tmp_path):
     """Half2 starts only after half1 returned (as with --sequential_halves_recons)."""
     root = "Refine3D/job003/run"
     stars, folder = _pair_job(tmp_path, root, 5, prev_maps=True)
-    env = {**TINY, "ISONET_PARTNER_WAIT": "2"}
+    for h in (1, 2):  # initial references for keep-lowres (below --ini_high 30 Å)
+        with mrcfile.new(folder / f"run_it000_half{h}_class001.mrc") as mrc:
+            mrc.set_data(relion_result(f"run_it001_half{h}_class001"))
+            mrc.voxel_size = 2.0
+    env = {**TINY, "ISONET_PARTNER_WAIT": "2", "ISONET_KEEP_LOWRES": "True"}
     start = time.monotonic()
     for star in stars:
         proc = spawn(tmp_path, star, env)
@@ -489,6 +500,7 @@ def test_sequential_halves_do_not_deadlock(tmp_path):
     assert time.monotonic() - start < 200
     log = log_text(tmp_path, root)
     assert "did not start within" in log and "mode solo" in log
+    assert "initial reference kept below 30 Å" in log
 
 
 def test_sequential_flag_skips_the_rendezvous(tmp_path, monkeypatch):
