@@ -299,6 +299,11 @@ def build_report(
     psi = sphericity(sphericity_volume, 0.143, voxel_size=p)
     del sphericity_volume
     summary = _summary_from(engine, p, directional, psi, report_cone_angle)
+    # the headline global resolution: masked and corrected when a mask is given, else unmasked
+    headline = global_part["masked_corrected" if mask is not None else "unmasked"]
+    summary["global_res_0143"] = headline["res_0143"]
+    summary["global_res_05"] = headline["res_05"]
+    summary["global_crossed_0143"] = headline["crossed_0143"]
     dir_curves = directional["curves"]
     curves["directional_mean"] = dir_curves.mean(axis=0).tolist()
     curves["directional_std"] = dir_curves.std(axis=0).tolist()
