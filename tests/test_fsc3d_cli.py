@@ -157,6 +157,22 @@ def test_no_mask_no_report(tmp_path, inputs):
     assert not (tmp_path / "plain_report.json").exists()
 
 
+def test_keep_highres_sets_outside_to_one(tmp_path, inputs):
+    out = tmp_path / "k.mrc"
+    code = main(["fsc3d", inputs["h1"], inputs["h2"], "-o", str(out), "--no_report",
+                 "--limit_res", "5", "--keep_highres"])  # fmt: skip
+    assert code == 0
+    data = read_map(out).data
+    c = N // 2
+    k = np.arange(N) - c
+    shells = np.floor(
+        np.sqrt(k[:, None, None] ** 2 + k[None, :, None] ** 2 + k[None, None, :] ** 2) + 0.5
+    )
+    limit_shell = int(N * VOXEL / 5.0)
+    assert np.all(data[shells > limit_shell] == 1.0)
+    assert data[shells <= limit_shell].min() < 0.9
+
+
 def test_voxel_size_zero_needs_override(tmp_path, inputs, capsys):
     for name in ("h1", "h2"):
         with mrcfile.open(inputs[name], mode="r+") as mrc:
@@ -189,6 +205,7 @@ def _write(path, data, voxel=VOXEL):
         ("overwrite_input", "overwrite"),
         ("cone", "--cone_angle"),
         ("two_masks", "mask given twice"),
+        ("limit_res", "--limit_res"),
     ],
 )
 def test_bad_inputs_exit_2_with_one_line(tmp_path, inputs, capsys, case, expected):
@@ -225,6 +242,8 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, inputs, capsys, case, expecte
         extra = ["--cone_angle", "95"]
     elif case == "two_masks":
         extra = ["--mask", h1]
+    elif case == "limit_res":
+        extra = ["--limit_res", "500"]  # coarser than the 60 Å box
     before = Path(inputs["h1"]).read_bytes()
     code = main(["fsc3d", h1, h2, mask, "-o", out, *extra])
     assert code == 2

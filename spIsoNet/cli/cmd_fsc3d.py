@@ -149,7 +149,20 @@ def run(args: argparse.Namespace) -> int:
         )
     if mask is None:
         log.warning("no mask given: the FSC3D includes the solvent; a soft mask is recommended")
+    if args.limit_res is not None and n * voxel / args.limit_res < 1:
+        raise InputError(
+            f"--limit_res {args.limit_res} Å is coarser than the box ({n * voxel:.1f} Å): "
+            "no Fourier shell inside it"
+        )
     ncpus = min(args.ncpus or os.cpu_count() or 1, os.cpu_count() or 1)
+    log.info(
+        "half-maps %s, %s: %d³ voxels of %.4f Å; mask: %s",
+        args.half1,
+        args.half2,
+        n,
+        voxel,
+        mask_path or "none",
+    )
 
     t0 = time.perf_counter()
     engine = ConicalFSC(half1.data, half2.data, mask=mask, method=args.method, n_threads=ncpus)

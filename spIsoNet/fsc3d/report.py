@@ -22,6 +22,9 @@ from spIsoNet.fourier import (
 from spIsoNet.fsc3d.conical import ConicalFSC, FSC3DResult
 from spIsoNet.fsc3d.directions import fibonacci_axes
 from spIsoNet.fsc3d.sphericity import sphericity
+from spIsoNet.log import get_logger
+
+log = get_logger("fsc3d")
 
 __all__ = [
     "DEFAULT_N_DIRECTIONS",
@@ -272,6 +275,7 @@ def build_report(
     curves: dict[str, list] = {"frequency_inv_angstrom": frequency.tolist()}
     global_part: dict = {}
     warnings: list[str] = []
+    log.info("report: global FSC%s", "" if mask is None else " (unmasked, masked, corrected)")
     if mask is None:
         unmasked = engine.global_fsc
     else:
@@ -289,9 +293,11 @@ def build_report(
     curves["fsc_unmasked"] = np.asarray(unmasked).tolist()
     warnings += _fsc_warnings("unmasked", unmasked)
 
+    log.info("report: %d directional FSCs (cone %g°)", n_directions, report_cone_angle)
     directional = directional_statistics(
         engine, p, cone_angle=report_cone_angle, n_directions=n_directions
     )
+    log.info("report: sphericity")
     if report_cone_angle == result.cone_angle and result.limit_shell >= (n - 1) // 2:
         sphericity_volume = result.volume
     else:  # the 0.143 surface can lie beyond limit_res in the best directions: use all shells
