@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args[0])
     except InputError as exc:
         message = str(exc).splitlines()[0]
-        log.error("cannot make the map: %s", message)
+        log.error("error (exit 2): %s", message)
         print(f"spisonet-relion: error: {message}", file=sys.stderr)
         return 2
 
