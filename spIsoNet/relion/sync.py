@@ -266,7 +266,12 @@ class Rendezvous:
         payload = {"mode": mode, "by": self.half, "pid": os.getpid(), "host": self.host}
         if mode == "joint":
             payload["worker"] = self.half
-        return _write_json_atomic(self.claim_path, payload, exclusive=True)
+        if _write_json_atomic(self.claim_path, payload, exclusive=True):
+            return True
+        if self.claim_path.exists() and not self._fresh(self.claim_path):
+            with contextlib.suppress(FileNotFoundError):  # a crashed run's claim: drop it
+                self.claim_path.unlink()
+        return False
 
     def _mode_from_claim(self) -> str | None:
         if not self._fresh(self.claim_path):
