@@ -130,6 +130,7 @@ class PluginSettings:
     strict: bool = _env("ISONET_STRICT", _parse_bool, default=False)
     fsc_feedback: bool = _env("ISONET_FSC_FEEDBACK", _parse_bool, default=False)
     seed: int | None = _env("ISONET_SEED", _number(int, 0), default=None)
+    fast_reconstruction: bool = _env("ISONET_FAST_RECONSTRUCTION", _parse_bool, default=False)
     #: variables that were set (name → raw text), for the log
     given: dict[str, str] = field(default_factory=dict, compare=False)
 

@@ -138,8 +138,12 @@ def read_array(path: str, shape: tuple[int, int, int], what: str) -> np.ndarray:
     return data
 
 
-def plain_reconstruction(ext: ExternalStar) -> np.ndarray:
-    """RELION's reconstruction of this call (float32 ``N³``)."""
+def plain_reconstruction(ext: ExternalStar, fast: bool = False) -> np.ndarray:
+    """RELION's reconstruction of this call (float32 ``N³``).
+
+    ``fast``: only the first 2 of the 10 gridding iterations in float64
+    (``ISONET_FAST_RECONSTRUCTION``).
+    """
     from .reconstruction import GridGeometry
 
     geom = GridGeometry.from_call(ext.ori_size, ext.current_size, ext.padding)
@@ -156,6 +160,7 @@ def plain_reconstruction(ext: ExternalStar) -> np.ndarray:
             padding_factor=ext.padding,
             tau2=ext.tau2,
             tau2_fudge=ext.tau2_fudge,
+            double_iterations=2 if fast else None,
         )
     except ValueError as exc:
         raise InputError(f"{ext.path}: {exc}") from None
@@ -517,7 +522,7 @@ def _run(star: str) -> int:
         rdv.announce()
     try:
         t = time.perf_counter()
-        plain = plain_reconstruction(ext)
+        plain = plain_reconstruction(ext, fast=settings.fast_reconstruction)
         timings["reconstruction"] = time.perf_counter() - t
         t = time.perf_counter()
         apix = ext.pixel_size or (plan.meta.pixel_size if plan.meta else None)
