@@ -120,6 +120,19 @@ def test_binned_path_close_to_exact_definition():
         np.testing.assert_array_equal(binned[shells <= 8], exact[shells <= 8])
 
 
+def test_ninety_degree_cone_is_the_global_fsc():
+    """A 90° double cone holds the whole shell: FSC3D = global FSC on both paths."""
+    n = 44
+    h1, h2 = synthetic_pair(n, noise_cone_deg=30.0, seed=9)
+    engine = ConicalFSC(h1, h2)
+    shells = centred_shells(n)
+    inside = shells <= (n - 1) // 2
+    volume = engine.volume(90.0, (n - 1) // 2)
+    np.testing.assert_allclose(volume[inside], engine.global_fsc[shells[inside]], atol=1e-6)
+    curves = engine.directional(fibonacci_axes(5), 90.0)
+    np.testing.assert_allclose(curves, np.broadcast_to(engine.global_fsc, curves.shape), atol=1e-6)
+
+
 def test_identical_halves_give_one_inside_limit_and_zero_beyond():
     n = 48  # shells above 16 take the binned path
     h1, _ = synthetic_pair(n, seed=1)

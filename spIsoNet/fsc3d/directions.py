@@ -167,6 +167,8 @@ def cone_weights(
     theta = math.radians(cone_angle_deg)
     sources, size = cell_centres(g, 0)
     n_sources = len(sources)
+    if cone_angle_deg >= 90.0:  # every axis is within 90° of every other: the whole shell
+        return scipy.sparse.csr_matrix(np.ones((len(axes), n_sources)))
     reach = min(theta + 0.5 * float(size.max()), 0.5 * math.pi)
     chord = 2.0 * math.sin(0.5 * reach) + 1e-9
     source_tree = scipy.spatial.cKDTree(np.concatenate([sources, -sources]))
