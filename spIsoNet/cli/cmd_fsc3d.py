@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--limit_res",
         type=positive_float,
         default=None,
-        help="resolution (Å) beyond which the volume is 0; default: global FSC=0.143 resolution",
+        help="resolution (Å) beyond which the volume is 0 (None: global FSC=0.143 resolution)",
     )
     parser.add_argument(
         "--cone_angle",
@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "per-voxel phase cosines over the cone (published spIsoNet)",
     )
     parser.add_argument(
-        "--ncpus", type=int, default=None, help="threads for the FFTs (default: all cores)"
+        "--ncpus", type=int, default=None, help="threads for the FFTs (None: all cores)"
     )
     parser.add_argument(
         "--report_cone_angle",
@@ -113,6 +113,9 @@ def _json_safe(value):
 
 
 def _check_options(args: argparse.Namespace) -> None:
+    for name in ("mask", "mask_pos"):  # the published CLI accepted the string "None"
+        if getattr(args, name) in ("", "None", "none"):
+            setattr(args, name, None)
     if args.mask_pos and args.mask and Path(args.mask_pos) != Path(args.mask):
         raise InputError(f"mask given twice: {args.mask_pos} (positional) and --mask {args.mask}")
     if not 0 < args.cone_angle <= 90:
