@@ -41,6 +41,7 @@ from spIsoNet.io import read_map, read_mask, write_map, write_text_atomic
 from spIsoNet.log import LOGGER_NAME
 
 from .call import ROLE_HALF, ROLE_OTHER, CallName, ExternalStar, parse_root, read_external_star
+from .correction import format_metrics, soft_sphere, summarise
 from .metadata import IterationMetadata, read_iteration_metadata
 from .reconstruction import reconstruct
 from .settings import PluginSettings, SettingsError, read_settings
@@ -254,7 +255,7 @@ def engine_settings(settings: PluginSettings, box: int):
         alpha=settings.alpha,
         beta=settings.beta,
         n_subvolume=settings.n_subvolume,
-        cube_size=min(settings.cube_size, box),
+        cube_size=min(settings.cube_size, box // 8 * 8),
         predict_crop_size=min(80, box),
         batch_size=settings.batch_size,
         acc_batches=settings.acc_batches,
@@ -293,7 +294,7 @@ class _Job:
         if diameter:
             radius = min(diameter / (2.0 * self.apix), self.n / 2.0 - 5.0)
             log.info("mask: soft sphere, particle diameter %.0f Å (no solvent mask)", diameter)
-            return fourier_sphere(self.n, radius)
+            return soft_sphere(self.n, radius)
         log.info("mask: none (no solvent mask, no particle diameter)")
         return None
 
@@ -321,6 +322,7 @@ class _Job:
         return folder, key, pretrained
 
     def run_correction(self, maps, fsc_pair=None, suffix=""):
+        """Correct ``maps`` (2 = joint, 1 = this half alone); returns (outcome, mask)."""
         from .correction import correct_halves
 
         folder, key, pretrained = self.model_location(suffix)
@@ -341,13 +343,14 @@ class _Job:
             fsc_pair=fsc_pair,
             pretrained_model=pretrained,
         )
+        if self.settings.retrain_each_iter and self.call.iteration:
+            # models are not reused: keep only the newest one per class/body
+            prev_key = Path(self.call.iteration_root(self.call.iteration - 1)).name
+            tag = f"{self.call.kind}{self.call.index:03d}"
+            for old in folder.glob(f"{prev_key}_{tag}*.pt"):
+                with contextlib.suppress(OSError):
+                    old.unlink()
         return outcome, mask
-
-
-def fourier_sphere(n: int, radius: float) -> np.ndarray:
-    from .correction import soft_sphere
-
-    return soft_sphere(n, radius)
 
 
 def _log_timings(timings: dict[str, float]) -> None:
@@ -357,8 +360,6 @@ def _log_timings(timings: dict[str, float]) -> None:
 
 def correct_joint(job: _Job, rdv: Rendezvous) -> str:
     """Worker: correct both halves, write own result and deliver the partner's."""
-    from .correction import format_metrics, summarise
-
     partner = job.call.partner
     partner_result = f"{partner.root}_external_reconstruct.mrc"
     try:
