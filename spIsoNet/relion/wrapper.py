@@ -388,7 +388,7 @@ def correct_joint(job: _Job, rdv: Rendezvous) -> str:
             write_result(str(rdv.partner_map_path()), theirs, job.apix)
             rdv.publish_for_partner(
                 "corrected",
-                f"corrected jointly by half{job.call.half} on {outcome.device}",
+                f"jointly by half{job.call.half} on {outcome.device}",
                 str(rdv.partner_map_path()),
                 fsc=None if fsc_after is None else [float(v) for v in fsc_after],
             )
