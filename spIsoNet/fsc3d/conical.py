@@ -206,11 +206,14 @@ class ConicalFSC:
             # masked copies live only during their own FFT (peak memory at 400³)
             f1 = _spectrum(half1 if mask32 is None else half1 * mask32)
             f2 = _spectrum(half2 if mask32 is None else half2 * mask32)
-        self.global_fsc = fsc_from_spectra(f1, f2)
-        self._channels = self._make_channels(f1, f2)
-        del f1, f2
         self._kz = np.rint(np.fft.fftfreq(n) * n).astype(np.int64)
         self._kx = np.arange(n // 2 + 1, dtype=np.int64)
+        if method == "cosine":  # the channels (cosine, 1) do not hold the standard FSC
+            self.global_fsc = fsc_from_spectra(f1, f2)
+        self._channels = self._make_channels(f1, f2)
+        del f1, f2
+        if method == "weighted":  # same sums as fsc_from_spectra, without its temporaries
+            self.global_fsc = self._global_fsc_from_channels()
         self._binned_cache: dict[int, np.ndarray] = {}
         self._exact_cache: dict[int, tuple] = {}
 
@@ -237,6 +240,18 @@ class ConicalFSC:
             ch[1] = 1.0
         ch *= mult  # Hermitian multiplicity: half-space sums equal full-space sums
         return ch
+
+    def _global_fsc_from_channels(self) -> np.ndarray:
+        """Standard FSC per shell ``[n//2 + 1]`` from the weighted channels (one slab pass)."""
+        n_shells = self.n // 2 + 1
+        totals = np.zeros((3, n_shells))
+        for z0, z1 in self._slabs():
+            shells = self._slab_shells(z0, z1).ravel()
+            keep = shells < n_shells
+            for c in range(3):
+                values = self._channels[c, z0:z1].ravel()[keep]
+                totals[c] += np.bincount(shells[keep], weights=values, minlength=n_shells)
+        return _ratio(totals.T, "weighted")
 
     def _slab_shells(self, z0: int, z1: int) -> np.ndarray:
         """Shell index (int32) of the half-space voxels of z-planes ``z0:z1``."""
@@ -529,10 +544,12 @@ def _centred_full(half: np.ndarray, n: int) -> np.ndarray:
     out = np.empty((n, n, n), dtype=np.float32)
     width = n - c  # columns kx = 0 … n−c−1 land at x = c …
     out[:, :, c:] = shifted[:, :, :width]
-    # kx < 0: value at −k, i.e. mirrored z and y, read from column |kx|
-    mirror = (2 * c - np.arange(n)) % n
-    kx = np.arange(1, c + 1)
-    out[:, :, c - kx] = shifted[mirror][:, mirror][:, :, kx]
+    # kx < 0: value at −k, i.e. z and y mirrored about the centre index c, from column |kx|.
+    # Index i ↦ (2c − i) mod n is a flip (odd n) or a flip then a roll by one (even n).
+    mirrored = np.flip(shifted[:, :, 1 : c + 1], axis=(0, 1))
+    if n % 2 == 0:
+        mirrored = np.roll(mirrored, 1, axis=(0, 1))
+    out[:, :, :c] = mirrored[:, :, ::-1]  # out column c − kx ← kx = c … 1
     return out
 
 

@@ -13,12 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spIsoNet.fourier import (
-    fsc_from_spectra,
-    masked_fsc_corrected,
-    resolution_at,
-    rfft3,
-)
+from spIsoNet.fourier import masked_fsc_corrected, resolution_at, rfft3
 from spIsoNet.fsc3d.conical import ConicalFSC, FSC3DResult
 from spIsoNet.fsc3d.directions import fibonacci_axes
 from spIsoNet.fsc3d.sphericity import sphericity
@@ -280,9 +275,9 @@ def build_report(
         unmasked = engine.global_fsc
     else:
         spectra = (rfft3(half1), rfft3(half2))
-        unmasked = fsc_from_spectra(*spectra)
         masked = masked_fsc_corrected(half1, half2, mask, spectra=spectra)
         del spectra
+        unmasked = masked.unmasked
         global_part["masked"] = _res_dict(masked.masked, n, p)
         global_part["masked_corrected"] = _res_dict(masked.corrected, n, p)
         global_part["masked_corrected"]["randomisation_shell"] = int(masked.randomisation_shell)

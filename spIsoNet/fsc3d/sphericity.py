@@ -62,7 +62,7 @@ def isosurface_area(field: np.ndarray, level: float = 0.5) -> float:
     level
         Iso-value; voxels ``≥ level`` are inside.
     """
-    f = np.asarray(field, dtype=np.float64)
+    f = np.asarray(field)
     inside = f >= level
     d = np.array(f.shape) - 1
     any_in = np.zeros(tuple(d), dtype=bool)
@@ -76,12 +76,15 @@ def isosurface_area(field: np.ndarray, level: float = 0.5) -> float:
         return 0.0
     corner_values = np.stack(
         [f[cz + dz, cy + dy, cx + dx] for dz, dy, dx in _CORNERS.astype(int)], axis=1
-    )
+    ).astype(np.float64)
     values = corner_values[:, _TETS].reshape(-1, 4)  # [cubes·6, 4]
-    points = np.broadcast_to(_CORNERS[_TETS], (len(cz), 6, 4, 3)).reshape(-1, 4, 3)
+    kind = np.tile(np.arange(len(_TETS)), len(cz))
+    # only tetrahedra that the surface crosses (not every tetrahedron of a crossed cube)
+    crossed = (values.min(axis=1) < level) & (values.max(axis=1) >= level)
+    values, kind = values[crossed], kind[crossed]
     order = np.argsort(values, axis=1)
     values = np.take_along_axis(values, order, axis=1)
-    points = np.take_along_axis(points, order[:, :, None], axis=1)
+    points = _CORNERS[np.take_along_axis(_TETS[kind], order, axis=1)]  # [tets, 4, 3]
     below = np.count_nonzero(values < level, axis=1)
     # iso-points on the six edges (only the ones that cross are used)
     crossing = {}
@@ -141,6 +144,19 @@ def radially_connected(
         r2 = k[:, None, None] ** 2 + k[None, :, None] ** 2 + k[None, None, :] ** 2
         above |= r2 < (n * voxel_size / highpass_res) ** 2
     above[c, c, c] = True
+    # chains only move towards the centre: work in the smallest centred box holding `above`
+    far = np.nonzero(above)
+    reach = int(max(np.abs(axis - c).max() for axis in far))
+    lo, hi = max(c - reach, 0), min(c + reach + 1, n)
+    kept = np.zeros_like(above)
+    kept[lo:hi, lo:hi, lo:hi] = _connected_to_centre(above[lo:hi, lo:hi, lo:hi], c - lo)
+    return kept
+
+
+def _connected_to_centre(above: np.ndarray, c: int) -> np.ndarray:
+    """Radial connectivity in a box whose centre voxel is at index ``c`` on every axis."""
+    n = above.shape[0]
+    k = np.arange(n) - c
     # pointer doubling: parent of k is k − sign(k); kept = AND over the chain to the centre
     step = np.sign(k)
     parent = (
