@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -207,11 +208,25 @@ def test_rendezvous_alone_and_dead_partner(tmp_path):
     mode, reason = half1.resolve()
     assert mode == MODE_SOLO and "did not start" in reason
     half1.close()
-    # half2 comes later (sequential): it reads the claim and goes solo at once
-    half2.announce()
-    half2.mark_plain_ready()
-    assert half2.resolve()[0] == MODE_SOLO
-    half2.close()
+    # half2 comes later (sequential): its STAR is written after half1 returned, long after
+    # half1's claim; the claim still counts and half2 goes solo at once
+    old = half1.star_path.stat().st_mtime - 3600
+    for path in (half1.star_path, half1.claim_path):
+        os.utime(path, (old, old))
+    late = Rendezvous(
+        half2.call,
+        str(half2.star_path),
+        partner_wait=30.0,
+        sync_timeout=30.0,
+        heartbeat_timeout=5.0,
+        poll=0.05,
+    )
+    late.announce()
+    late.mark_plain_ready()
+    start = time.monotonic()
+    assert late.resolve()[0] == MODE_SOLO
+    assert time.monotonic() - start < 5
+    late.close()
 
 
 def test_rendezvous_detects_a_dead_partner(tmp_path):

@@ -21,7 +21,7 @@ job folder, each created under a temporary name and renamed/linked, so never see
    ``K.spisonet_halfP.abandoned`` and keeps its plain map.
 
 Markers of other iterations of the same output root are removed on arrival; markers of this
-iteration older than the call's own STAR file (by more than ``STALE_SLACK`` s, comparing file
+iteration older than both halves' STAR files (by more than ``STALE_SLACK`` s, comparing file
 times only, so node clocks do not matter) are leftovers of a crashed run and are removed too.
 """
 
@@ -189,7 +189,7 @@ class Rendezvous:
         pattern = re.compile(
             re.escape(base) + r"_it(\d{3,})_" + re.escape(tag) + re.escape(MARKER) + r".*$"
         )
-        star_time = _mtime(self.star_path)
+        star_time = self._reference_time()
         for path in self.folder.iterdir() if self.folder.is_dir() else []:
             match = pattern.match(path.name)
             if not match:
@@ -209,12 +209,25 @@ class Rendezvous:
             removed.append(stale_map.name)
         return removed
 
+    def _reference_time(self) -> float | None:
+        """mtime of the older of the two halves' STAR files of this iteration.
+
+        Markers made before it (minus :data:`STALE_SLACK`) belong to an earlier (crashed) run.
+        Using the older file keeps a sequential half1's markers valid for half2, whose STAR
+        is only written after half1 returned.
+        """
+        times = [_mtime(self.star_path)]
+        partner_star = Path(f"{self.call.partner.root}_external_reconstruct.star")
+        times.append(_mtime(partner_star))
+        known = [t for t in times if t is not None]
+        return min(known) if known else None
+
     def _fresh(self, path: Path) -> bool:
-        """Marker exists and is not older than this call's STAR file by more than the slack."""
+        """Marker exists and is not older than this iteration's STAR files (minus the slack)."""
         marker_time = _mtime(path)
         if marker_time is None:
             return False
-        star_time = _mtime(self.star_path)
+        star_time = self._reference_time()
         return star_time is None or marker_time >= star_time - STALE_SLACK
 
     # -- announce / heartbeat -------------------------------------------------------------
