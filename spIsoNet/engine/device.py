@@ -110,6 +110,7 @@ class LaunchEnv:
     rank: int
     world_size: int
     local_rank: int
+    local_world_size: int = 1
 
 
 def launcher_env(environ=None) -> LaunchEnv | None:
@@ -120,6 +121,7 @@ def launcher_env(environ=None) -> LaunchEnv | None:
     try:
         rank, world = int(env["RANK"]), int(env["WORLD_SIZE"])
         local = int(env.get("LOCAL_RANK", rank))
+        local_world = max(1, int(env.get("LOCAL_WORLD_SIZE", 1)))
     except ValueError:
         raise InputError(
             "RANK/WORLD_SIZE/LOCAL_RANK environment variables must be integers"
@@ -129,4 +131,4 @@ def launcher_env(environ=None) -> LaunchEnv | None:
     for name in ("MASTER_ADDR", "MASTER_PORT"):
         if name not in env:
             raise InputError(f"launched with WORLD_SIZE={world} but {name} is not set")
-    return LaunchEnv(rank, world, local)
+    return LaunchEnv(rank, world, local, local_world)

@@ -476,6 +476,9 @@ def correct_maps(
     launch: LaunchEnv | None = launcher_env()
     plan = plan_devices(settings.device, settings.gpu_ids, settings.ncpus, settings.cpu_processes)
     world = launch.world_size if launch else plan.n_procs
+    if launch is not None and plan.kind == "cpu":
+        # several launched processes share this node's cores
+        plan = replace(plan, threads=max(1, plan.threads // launch.local_world_size))
     _validate(half1, half2, voxel_size, fsc3d_volume, mask, reference, settings, world)
     if settings.epochs == 0 and pretrained_model is None:
         raise InputError("--epochs 0 needs --pretrained_model (prediction only)")
