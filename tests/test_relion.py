@@ -578,3 +578,27 @@ def test_star_generators_are_readable(tmp_path):
         write_metadata(folder, "run", 2, version=version)
         blocks = starfile.read(folder / "run_it002_sampling.star", always_dict=True)
         assert int(blocks["sampling_general"]["rlnHealpixOrder"]) == 3
+
+
+def test_unexpected_errors(tmp_path, monkeypatch, capsys):
+    """A bug after the plain map keeps RELION going; before it, one line naming the STAR."""
+    star = install_call(tmp_path, "run_it005_class001")
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(wrapper, "_joined_message", boom)
+    assert run_main(tmp_path, star, monkeypatch) == 0
+    out = tmp_path / "Refine3D/job001/run_it005_class001_external_reconstruct.mrc"
+    assert rel_diff(read_result(out), relion_result("run_it005_class001")) < 1e-6
+    assert "simulated bug" in log_text(tmp_path)
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("out of memory")
+
+    out.unlink()
+    monkeypatch.setattr(wrapper, "reconstruct", no_memory)
+    assert run_main(tmp_path, star, monkeypatch) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and star in err[0] and "MemoryError" in err[0]
+    assert not out.exists()

@@ -94,8 +94,13 @@ def _setup_logging(log_file: Path | None, tag: str) -> logging.Logger:
         logger.removeHandler(handler)
         handler.close()
     tag_filter = _TagFilter(f"{tag} pid {os.getpid()}")
+    file_handler = None
     if log_file is not None:
-        file_handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+        try:
+            file_handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+        except OSError as exc:  # e.g. a read-only job folder: the write of the map will say so
+            print(f"spisonet-relion: cannot open {log_file}: {exc.strerror}", file=sys.stderr)
+    if file_handler is not None:
         file_handler.setFormatter(
             logging.Formatter(
                 "%(asctime)s %(levelname)-7s [%(tag)s] %(message)s", "%Y-%m-%d %H:%M:%S"
@@ -461,16 +466,31 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print(USAGE, file=sys.stderr)
         return 2
+    state: dict[str, bool] = {"plain_written": False}
     try:
-        return _run(args[0])
+        return _run(args[0], state)
     except InputError as exc:
         message = str(exc).splitlines()[0]
         log.error("error (exit 2): %s", message)
         print(f"spisonet-relion: error: {message}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug or e.g. MemoryError: say where, keep RELION alive if we can
+        log.error("unexpected %s", _reason(exc))
+        log.info("traceback:\n%s", traceback.format_exc().rstrip())
+        if state["plain_written"] and not _strict_env():
+            _summary("plain reconstruction: fallback: unexpected %s", _reason(exc))
+            return 0
+        print(f"spisonet-relion: error: {args[0]}: {_reason(exc)}", file=sys.stderr)
+        return 1
 
 
-def _run(star: str) -> int:
+def _strict_env() -> bool:
+    """ISONET_STRICT read leniently (also when the other settings are invalid)."""
+    value = os.environ.get("ISONET_STRICT", "").strip().lower()
+    return value in {"1", "true", "yes", "on", "y", "t"}
+
+
+def _run(star: str, state: dict[str, bool]) -> int:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     call = parse_root(star)
@@ -485,7 +505,7 @@ def _run(star: str) -> int:
     except SettingsError as exc:
         settings, setting_warnings = PluginSettings(), []
         settings_error = str(exc)
-        strict = os.environ.get("ISONET_STRICT", "").strip().lower() in {"1", "true", "yes", "on"}
+        strict = _strict_env()
         first_call = call.iteration is not None and call.iteration <= 1
         if call.role != ROLE_OTHER and (first_call or strict):
             raise InputError(f"{settings_error} (stopping at the first iteration)") from None
@@ -531,6 +551,7 @@ def _run(star: str) -> int:
             write_result(ext.result, plain, apix)
         except (OSError, ValueError) as exc:
             raise InputError(f"{ext.result}: cannot write the result: {_reason(exc)}") from None
+        state["plain_written"] = True
         timings["write"] = time.perf_counter() - t
         log.info("plain reconstruction written: %s (%d³)", ext.result, ext.ori_size)
         if rdv is not None:
