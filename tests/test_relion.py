@@ -430,7 +430,9 @@ def test_interrupted_write_leaves_no_partial_result(tmp_path, monkeypatch, capsy
 
 # ------------------------------------------------------------------------------------------
 # 4. two halves with the correction on
-def _pair_job(tmp_path, root, iteration, extra_args="", prev_maps=False, version="5.0"):
+def _pair_job(
+    tmp_path, root, iteration, extra_args="", prev_maps=False, version="5.0", mask="None"
+):
     stars = [
         install_call(
             tmp_path,
@@ -442,7 +444,7 @@ def _pair_job(tmp_path, root, iteration, extra_args="", prev_maps=False, version
         for h in (1, 2)
     ]
     folder = tmp_path / Path(root).parent
-    write_metadata(folder, root, iteration - 1, extra_args=extra_args, version=version)
+    write_metadata(folder, root, iteration - 1, extra_args=extra_args, version=version, mask=mask)
     if prev_maps:  # the previous iteration's half-maps (RELION's it004 results stand in)
         for h in (1, 2):
             data = relion_result(f"run_it004_half{h}_class001")
@@ -455,7 +457,14 @@ def _pair_job(tmp_path, root, iteration, extra_args="", prev_maps=False, version
 
 def test_concurrent_halves_correct_jointly(tmp_path):
     root = "Refine3D/job002/my_run"
-    stars, folder = _pair_job(tmp_path, root, 104, version="4.0")
+    mask = tmp_path / "MaskCreate/job009/mask.mrc"
+    mask.parent.mkdir(parents=True)
+    c = np.arange(64) - 32
+    r = np.sqrt(c[:, None, None] ** 2 + c[None, :, None] ** 2 + c[None, None, :] ** 2)
+    with mrcfile.new(mask) as mrc:
+        mrc.set_data(np.clip((26 - r) / 4, 0, 1).astype(np.float32))
+        mrc.voxel_size = 2.0
+    stars, folder = _pair_job(tmp_path, root, 104, version="4.0", mask="MaskCreate/job009/mask.mrc")
     env = {**TINY, "ISONET_FSC_FEEDBACK": "True", "ISONET_WHITENING_LOW": "20"}
     procs = [spawn(tmp_path, star, env) for star in stars]
     outs = [p.communicate(timeout=240) for p in procs]
@@ -477,7 +486,7 @@ def test_concurrent_halves_correct_jointly(tmp_path):
         table = starfile.read(feedback, always_dict=True)["external_reconstruct_out"]
         assert list(table.columns) == ["rlnSpectralIndex", "rlnFourierShellCorrelation"]
         assert len(table) == 33 and table["rlnFourierShellCorrelation"].iloc[1] > 0.9
-    assert "whitened 20–" in log
+    assert "whitened 20–" in log and "mask: MaskCreate/job009/mask.mrc" in log
     assert not list(folder.glob("*_spisonet.mrc"))
     assert not list(folder.glob("*.spisonet_half*.arrived"))
 
