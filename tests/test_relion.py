@@ -472,7 +472,7 @@ def test_concurrent_halves_correct_jointly(tmp_path):
     log = log_text(tmp_path, root)
     assert "mode worker" in log and "mode waiter" in log, log
     assert "FALLBACK" not in log
-    assert "before:" in log and "after:" in log and "training+prediction" in log
+    assert "before:" in log and "after (" in log and "training+prediction" in log
     for h, (stdout, _) in zip((1, 2), outs):
         assert "corrected" in stdout
         result = read_result(folder / f"my_run_it104_half{h}_class001_external_reconstruct.mrc")
