@@ -466,6 +466,7 @@ def test_concurrent_halves_correct_jointly(tmp_path):
         mrc.voxel_size = 2.0
     stars, folder = _pair_job(tmp_path, root, 104, version="4.0", mask="MaskCreate/job009/mask.mrc")
     env = {**TINY, "ISONET_FSC_FEEDBACK": "True", "ISONET_WHITENING_LOW": "20"}
+    env["ISONET_PARTNER_WAIT"] = "180"  # a loaded CI machine may start one half late
     procs = [spawn(tmp_path, star, env) for star in stars]
     outs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
