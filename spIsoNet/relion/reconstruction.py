@@ -290,7 +290,7 @@ def reconstruct(
     p = geom.grid_internal
     r2 = _radius2(p, p // 2 + 1)
     inside = r2 < geom.R**2
-    weight_p = _window(weight.astype(np.float64), geom.grid_file, p, geom.R) * inside
+    weight_p = _window(weight, geom.grid_file, p, geom.R).astype(np.float64) * inside
     fw = map_regularised_weight(weight_p, inside, r2, geom, tau2, tau2_fudge)
     del weight_p
 
