@@ -120,6 +120,21 @@ def test_binned_path_close_to_exact_definition():
         np.testing.assert_array_equal(binned[shells <= 8], exact[shells <= 8])
 
 
+@pytest.mark.slow
+def test_binned_path_close_to_exact_definition_64():
+    """Slow variant of the test above on a 64³ box (exact reference up to shell 31)."""
+    n = 64
+    h1, h2 = synthetic_pair(n, noise_cone_deg=30.0, seed=11)
+    shells = centred_shells(n)
+    region = (shells > 16) & (shells <= 31)
+    for cone, mean_tol, p99_tol in ((10.0, 0.025, 0.1), (20.0, 0.015, 0.05)):
+        exact = ConicalFSC(h1, h2, exact_max_shell=31).volume(cone, 31)
+        binned = ConicalFSC(h1, h2).volume(cone, 31)
+        diff = np.abs(binned - exact)[region]
+        assert diff.mean() < mean_tol, (cone, diff.mean())
+        assert np.percentile(diff, 99) < p99_tol, (cone, np.percentile(diff, 99))
+
+
 def test_ninety_degree_cone_is_the_global_fsc():
     """A 90° double cone holds the whole shell: FSC3D = global FSC on both paths."""
     n = 44

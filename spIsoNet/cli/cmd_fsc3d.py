@@ -187,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         r2 = k[:, None, None] ** 2 + k[None, :, None] ** 2 + k[None, None, :] ** 2
         volume = np.where(r2 > (result.limit_shell + 0.5) ** 2, np.float32(1.0), volume)
     write_map(out, volume, voxel)
+    del volume  # (a copy with --keep_highres); the report reads result.volume
     log.info("wrote %s", out)
     if args.no_report:
         return 0
@@ -200,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
         report_cone_angle=args.report_cone_angle,
         n_directions=args.n_directions,
         inputs={"half1": args.half1, "half2": args.half2, "mask": mask_path},
+        release_engine=True,
     )
     report["outputs"] = {"fsc3d": str(out), "json": str(json_path), "png": str(png_path)}
     report["timings"]["fsc3d_seconds"] = round(seconds, 3)

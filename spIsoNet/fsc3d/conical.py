@@ -217,6 +217,12 @@ class ConicalFSC:
         self._binned_cache: dict[int, np.ndarray] = {}
         self._exact_cache: dict[int, tuple] = {}
 
+    def release(self) -> None:
+        """Free the per-voxel arrays and caches (``global_fsc`` stays); no queries afterwards."""
+        self._channels = None
+        self._binned_cache.clear()
+        self._exact_cache.clear()
+
     # ------------------------------------------------------------------ per-voxel channels
     def _make_channels(self, f1: np.ndarray, f2: np.ndarray) -> np.ndarray:
         n = self.n

@@ -239,6 +239,7 @@ def build_report(
     report_cone_angle: float = 20.0,
     n_directions: int = DEFAULT_N_DIRECTIONS,
     inputs: dict | None = None,
+    release_engine: bool = False,
 ) -> tuple[dict, dict]:
     """Everything the fsc3d report shows.
 
@@ -256,13 +257,16 @@ def build_report(
         Fibonacci axes.
     inputs
         File names etc. copied into the report.
+    release_engine
+        Free the engine's per-voxel arrays once the conical statistics are done (lower peak
+        memory; the engine cannot be queried afterwards).
 
     Returns
     -------
     report : dict
         JSON-ready report.
     arrays : dict
-        Arrays for the plot (curves, resolutions, the volume).
+        Arrays for the plot (curves, resolutions, central slices of the volume).
     """
     t0 = time.perf_counter()
     n, p = engine.n, result.voxel_size
@@ -270,6 +274,21 @@ def build_report(
     curves: dict[str, list] = {"frequency_inv_angstrom": frequency.tolist()}
     global_part: dict = {}
     warnings: list[str] = []
+    log.info("report: %d directional FSCs (cone %g°)", n_directions, report_cone_angle)
+    directional = directional_statistics(
+        engine, p, cone_angle=report_cone_angle, n_directions=n_directions
+    )
+    log.info("report: sphericity")
+    if report_cone_angle == result.cone_angle and result.limit_shell >= (n - 1) // 2:
+        sphericity_volume = result.volume
+    else:  # the 0.143 surface can lie beyond limit_res in the best directions: use all shells
+        sphericity_volume = engine.volume(report_cone_angle, n)
+    psi = sphericity(sphericity_volume, 0.143, voxel_size=p)
+    del sphericity_volume
+    summary = _summary_from(engine, p, directional, psi, report_cone_angle)
+    fsc3d_input_fsc = np.asarray(engine.global_fsc)
+    if release_engine:  # the global-FSC step below needs several map-sized arrays of its own
+        engine.release()
     log.info("report: global FSC%s", "" if mask is None else " (unmasked, masked, corrected)")
     if mask is None:
         unmasked = engine.global_fsc
@@ -288,18 +307,6 @@ def build_report(
     curves["fsc_unmasked"] = np.asarray(unmasked).tolist()
     warnings += _fsc_warnings("unmasked", unmasked)
 
-    log.info("report: %d directional FSCs (cone %g°)", n_directions, report_cone_angle)
-    directional = directional_statistics(
-        engine, p, cone_angle=report_cone_angle, n_directions=n_directions
-    )
-    log.info("report: sphericity")
-    if report_cone_angle == result.cone_angle and result.limit_shell >= (n - 1) // 2:
-        sphericity_volume = result.volume
-    else:  # the 0.143 surface can lie beyond limit_res in the best directions: use all shells
-        sphericity_volume = engine.volume(report_cone_angle, n)
-    psi = sphericity(sphericity_volume, 0.143, voxel_size=p)
-    del sphericity_volume
-    summary = _summary_from(engine, p, directional, psi, report_cone_angle)
     # the headline global resolution: masked and corrected when a mask is given, else unmasked
     headline = global_part["masked_corrected" if mask is not None else "unmasked"]
     summary["global_res_0143"] = headline["res_0143"]
@@ -308,7 +315,7 @@ def build_report(
     dir_curves = directional["curves"]
     curves["directional_mean"] = dir_curves.mean(axis=0).tolist()
     curves["directional_std"] = dir_curves.std(axis=0).tolist()
-    curves["fsc_fsc3d_input"] = np.asarray(engine.global_fsc).tolist()
+    curves["fsc_fsc3d_input"] = fsc3d_input_fsc.tolist()
     if summary["dir_not_crossed"]:
         warnings.append(
             f"{summary['dir_not_crossed']} directional FSCs never fall below 0.143 "
@@ -354,9 +361,15 @@ def build_report(
         "corrected": np.asarray(curves["fsc_masked_corrected"]) if mask is not None else None,
         "directional": dir_curves,
         "resolutions": directional["resolution"],
-        "volume": result.volume,
+        "slices": _central_slices(result.volume),
     }
     return report, arrays
+
+
+def _central_slices(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Copies of the central z, y and x planes of a centred volume."""
+    c = volume.shape[0] // 2
+    return volume[c].copy(), volume[:, c].copy(), volume[:, :, c].copy()
 
 
 def format_summary(report: dict) -> str:
@@ -441,15 +454,15 @@ def plot_report(report: dict, arrays: dict, path: str | Path) -> None:
     ax.legend(
         handles[0] + hist_handles[0], handles[1] + hist_handles[1], loc="upper right", fontsize=8
     )
-    volume = arrays["volume"]
-    c = volume.shape[0] // 2
-    n = volume.shape[0]
+    plane_z, plane_y, plane_x = arrays["slices"]
+    n = plane_z.shape[0]
+    c = n // 2
     extent_f = (-(c) / (n * report["voxel_size"]), (n - 1 - c) / (n * report["voxel_size"]))
     extent = (extent_f[0], extent_f[1], extent_f[0], extent_f[1])
     slices = (
-        ("z = 0 (y vs x)", volume[c]),
-        ("y = 0 (z vs x)", volume[:, c]),
-        ("x = 0 (z vs y)", volume[:, :, c]),
+        ("z = 0 (y vs x)", plane_z),
+        ("y = 0 (z vs x)", plane_y),
+        ("x = 0 (z vs y)", plane_x),
     )
     image = None
     for col, (title, plane) in enumerate(slices):
