@@ -270,3 +270,22 @@ def test_stale_markers_of_other_iterations_are_removed(tmp_path):
     stale = half1.star_path.stat().st_mtime - 3600
     os.utime(current, (stale, stale))
     assert half1.clean_stale() == [current.name]
+
+
+# ------------------------------------------------------------------------------------------
+# engine settings from the environment
+def test_engine_settings_mapping():
+    from spIsoNet.relion.wrapper import engine_settings
+
+    settings, _ = read_settings(
+        {"ISONET_GPUS": "2,3", "ISONET_EPOCHS": "9", "ISONET_CUBE_SIZE": "96"}
+    )
+    engine = engine_settings(settings, box=72)
+    assert engine.device == "cuda" and engine.gpu_ids == [2, 3]
+    assert engine.epochs == 9 and engine.cube_size == 72 and engine.predict_crop_size == 72
+    assert not engine.show_progress
+    cpu, _ = read_settings({"ISONET_DEVICE": "cpu", "ISONET_GPUS": "1"})
+    assert engine_settings(cpu, box=200).device == "cpu"
+    default, _ = read_settings({})
+    engine = engine_settings(default, box=50)
+    assert engine.device == "auto" and engine.gpu_ids is None and engine.cube_size == 48
