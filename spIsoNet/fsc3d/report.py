@@ -294,7 +294,9 @@ def build_report(
         unmasked = engine.global_fsc
     else:
         spectra = (rfft3(half1), rfft3(half2))
-        masked = masked_fsc_corrected(half1, half2, mask, spectra=spectra)
+        masked = masked_fsc_corrected(
+            half1, half2, mask, spectra=spectra, masked_fsc=engine.global_fsc
+        )
         del spectra
         unmasked = masked.unmasked
         global_part["masked"] = _res_dict(masked.masked, n, p)
