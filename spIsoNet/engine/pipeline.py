@@ -345,6 +345,7 @@ def _run_jobs(payload: _Payload, ctx: distributed.DistContext) -> dict:
                     batch_size=tile_batch,
                     ctx=ctx,
                     mixed_precision=s.mixed_precision,
+                    show_progress=s.show_progress,
                 )
             )
         timings["predict"] += time.perf_counter() - started

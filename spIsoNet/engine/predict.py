@@ -63,6 +63,7 @@ def predict_volume(
     ctx: DistContext | None = None,
     mixed_precision: bool = False,
     grid: int | None = None,
+    show_progress: bool = False,
 ) -> np.ndarray | None:
     """Apply ``net`` to a whole map through overlapping tiles.
 
@@ -87,6 +88,8 @@ def predict_volume(
         Autocast (CUDA only).
     grid
         Tiles start on multiples of this (default ``2**net.config.depth``).
+    show_progress
+        tqdm bar over tile batches (main process only).
 
     Returns
     -------
@@ -136,7 +139,12 @@ def predict_volume(
     )
     net.eval()
     with torch.inference_mode(), autocast:
-        for first in range(0, len(mine), batch_size):
+        batches = range(0, len(mine), batch_size)
+        if show_progress and ctx.is_main:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc="prediction", unit="batch", leave=False)
+        for first in batches:
             chunk = mine[first : first + batch_size]
             batch = torch.stack(
                 [
