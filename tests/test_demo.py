@@ -21,13 +21,14 @@ def test_first_crossings_interpolates_and_handles_no_crossing():
     shells = np.arange(11, dtype=np.float64)
     linear = 1.0 - shells / 10.0  # crosses 0.5 exactly at shell 5, 0.25 at 7.5
     curves = np.stack([linear, np.ones(11), np.where(shells < 4, 1.0, 0.0)])
-    got = demo.first_crossings(curves, 0.5)
+    got = demo.first_crossings(curves, 0.5, min_shell=3)
     np.testing.assert_allclose(got, [5.0, 10.0, 3.5])
     np.testing.assert_allclose(demo.first_crossings(linear, 0.25), [7.5])
     # Dips in the first shells (few voxels per cone) are ignored.
     dip = linear.copy()
     dip[1] = 0.0
     np.testing.assert_allclose(demo.first_crossings(dip, 0.5), [5.0])
+    np.testing.assert_allclose(demo.first_crossings(linear, 0.7, min_shell=5), [5.0])
 
 
 def test_truth_metrics_of_truth_is_perfect_and_detects_smearing():
