@@ -704,3 +704,30 @@ def test_torchrun_launch_on_cpu_matches_single_process(tmp_path):
         a = read_map(tmp_path / "ddp" / name).data
         b = read_map(tmp_path / "one" / name).data
         np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_reference_low_frequencies_are_trusted(tmp_path):
+    from spIsoNet.engine.fourier_weight import reference_sphere
+
+    sphere = reference_sphere(16, 2.0, 8.0)  # 1/8 Å⁻¹ = 16·2/8 = 4 cube Fourier pixels
+    assert sphere[8, 8, 8 + 3] == 1 and sphere[8, 8, 8 + 4] == 0 and sphere[8 + 3, 8, 8] == 1
+    h1, h2, fsc = _case()
+    reference = smooth_volume(32, 42, sigma=3.0)
+    r = correct_maps(
+        h1,
+        h2,
+        2.0,
+        fsc3d_volume=fsc,
+        limit_res=5.0,
+        settings=_settings(),
+        output_dir=tmp_path,
+        reference=reference,
+        ref_resolution=8.0,
+    )
+    # the network saw the reference's low frequencies: its output correlates with it there
+    from spIsoNet.fourier import lowpass
+
+    low_out = lowpass(r.filtered[0], 12.0, 2.0).ravel()
+    low_ref = lowpass(reference, 12.0, 2.0).ravel()
+    low_half = lowpass(h1, 12.0, 2.0).ravel()
+    assert np.corrcoef(low_out, low_ref)[0, 1] > np.corrcoef(low_out, low_half)[0, 1]
