@@ -2,7 +2,7 @@
 
 The published spIsoNet wrapper's names and defaults are kept; ours are added. Every value is
 validated: an unparsable or out-of-range value raises :class:`SettingsError` naming the variable
-(never a silent default). How the wrapper reacts is documented in docs/relion.md: at the first
+(never a silent default). How the wrapper reacts is documented in the README (RELION section): at the first
 iteration it stops the job with that one line; later it falls back to the plain map (or stops if
 ``ISONET_STRICT`` is true).
 """
