@@ -2,9 +2,9 @@
 
 The published spIsoNet wrapper's names and defaults are kept; ours are added. Every value is
 validated: an unparsable or out-of-range value raises :class:`SettingsError` naming the variable
-(never a silent default). How the wrapper reacts is documented in the README (RELION section): at the first
-iteration it stops the job with that one line; later it falls back to the plain map (or stops if
-``ISONET_STRICT`` is true).
+(never a silent default). How the wrapper reacts is documented in the README (RELION
+section): at the first iteration it stops the job with that one line; later it falls back to the
+plain map (or stops if ``ISONET_STRICT`` is true).
 """
 
 from __future__ import annotations
