@@ -180,18 +180,12 @@ def first_crossings(curves: np.ndarray, threshold: float, min_shell: int = 5) ->
     np.ndarray
         float64 [d]: crossing shell, linearly interpolated; the last shell when never crossed.
     """
-    curves = np.atleast_2d(np.asarray(curves, dtype=np.float64))
-    last = curves.shape[1] - 1
-    below = curves[:, min_shell:] < threshold
-    crossed = below.any(axis=1)
-    i = np.where(crossed, np.argmax(below, axis=1) + min_shell, last)
-    rows = np.arange(len(curves))
-    upper = curves[rows, i - 1]
-    lower = curves[rows, i]
-    step = np.where(upper > lower, upper - lower, 1.0)
-    frac = np.clip(np.where(upper > lower, (upper - threshold) / step, 0.0), 0.0, 1.0)
-    shell = np.where(i > min_shell, (i - 1) + frac, float(min_shell))
-    return np.where(crossed, shell, float(last))
+    from spIsoNet.fsc3d.report import crossing_shells
+
+    curves = np.asarray(curves, dtype=np.float64)
+    shells, _ = crossing_shells(curves, threshold, min_shell=min_shell)
+    # a crossing at the first searched shell is reported there, not interpolated below it
+    return np.maximum(shells, float(min_shell))
 
 
 def truth_metrics(

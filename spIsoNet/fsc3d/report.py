@@ -26,6 +26,7 @@ __all__ = [
     "anisotropy_summary",
     "build_report",
     "directional_statistics",
+    "crossing_shells",
     "first_crossings",
     "format_summary",
     "min_reliable_shell",
@@ -44,15 +45,10 @@ def min_reliable_shell(cone_angle: float) -> int:
     return max(1, math.ceil(math.sqrt(CFAR_MIN_VOXELS / solid)))
 
 
-def first_crossings(
-    curves: np.ndarray,
-    box: int,
-    voxel_size: float,
-    threshold: float = 0.143,
-    *,
-    min_shell: int = 1,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Vectorised :func:`spIsoNet.fourier.resolution_at` over rows of ``curves [d, shells]``.
+def crossing_shells(
+    curves: np.ndarray, threshold: float = 0.143, *, min_shell: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """First crossing below ``threshold`` of every row of ``curves [d, shells]``, in shells.
 
     Shells below ``min_shell`` are not searched for a crossing: a cone there holds only a few
     voxels, so one unlucky coefficient would set the resolution of that axis (as SIMPLE skips
@@ -61,9 +57,8 @@ def first_crossings(
     Returns
     -------
     shells : numpy.ndarray
-        float64 ``[d]`` fractional crossing shell (last shell when never crossed).
-    resolution : numpy.ndarray
-        float64 ``[d]`` Å.
+        float64 ``[d]`` fractional crossing shell, linearly interpolated (last shell when never
+        crossed).
     crossed : numpy.ndarray
         bool ``[d]``.
     """
@@ -81,7 +76,31 @@ def first_crossings(
     shell = np.where(index == 1, 1.0, shell)
     shell = np.where(upper < threshold, np.maximum(index - 1, 1).astype(np.float64), shell)
     last = curves.shape[1] - 1
-    shell = np.where(crossed, shell, float(last))
+    return np.where(crossed, shell, float(last)), crossed
+
+
+def first_crossings(
+    curves: np.ndarray,
+    box: int,
+    voxel_size: float,
+    threshold: float = 0.143,
+    *,
+    min_shell: int = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vectorised :func:`spIsoNet.fourier.resolution_at` over rows of ``curves [d, shells]``.
+
+    As :func:`crossing_shells`, with the resolution in Å added.
+
+    Returns
+    -------
+    shells : numpy.ndarray
+        float64 ``[d]`` fractional crossing shell (last shell when never crossed).
+    resolution : numpy.ndarray
+        float64 ``[d]`` Å.
+    crossed : numpy.ndarray
+        bool ``[d]``.
+    """
+    shell, crossed = crossing_shells(curves, threshold, min_shell=min_shell)
     return shell, box * voxel_size / shell, crossed
 
 
