@@ -258,11 +258,8 @@ def truth_metrics(
 
 
 def _sphericity(volume, truth, voxel_size, mask) -> float | None:
-    try:
-        from spIsoNet.fsc3d import anisotropy_summary
-    except ImportError:  # fsc3d without the summary: report what we can
-        log.warning("spIsoNet.fsc3d.anisotropy_summary not available: no sphericity")
-        return None
+    from spIsoNet.fsc3d import anisotropy_summary
+
     summary = anisotropy_summary(volume, truth, voxel_size, mask=mask)
     value = summary.get("sphericity")
     return None if value is None else float(value)
@@ -270,11 +267,8 @@ def _sphericity(volume, truth, voxel_size, mask) -> float | None:
 
 def half_map_summary(half1, half2, voxel_size, mask) -> dict:
     """The user's view without a truth: anisotropy of the half-map pair (0.143 criterion)."""
-    try:
-        from spIsoNet.fsc3d import anisotropy_summary
-    except ImportError:
-        log.warning("spIsoNet.fsc3d.anisotropy_summary not available: no half-map summary")
-        return {}
+    from spIsoNet.fsc3d import anisotropy_summary
+
     summary = anisotropy_summary(half1, half2, voxel_size, mask=mask)
     return {k: _jsonable(v) for k, v in summary.items()}
 

@@ -16,9 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from spIsoNet.io import write_text_atomic
-from spIsoNet.log import get_logger
-
-log = get_logger("engine")
 
 METRIC_KEYS = (
     "global_res_0143",
@@ -46,13 +43,10 @@ def _plain(value):
 
 def half_map_metrics(
     map1: np.ndarray, map2: np.ndarray, voxel_size: float, mask: np.ndarray | None
-) -> dict | None:
-    """:func:`spIsoNet.fsc3d.anisotropy_summary` of a pair, or None if fsc3d is unavailable."""
-    try:
-        from spIsoNet.fsc3d import anisotropy_summary
-    except ImportError:  # pragma: no cover - fsc3d is part of the package
-        log.warning("spIsoNet.fsc3d.anisotropy_summary unavailable: no before/after metrics")
-        return None
+) -> dict:
+    """:func:`spIsoNet.fsc3d.anisotropy_summary` of a pair, as JSON-ready values."""
+    from spIsoNet.fsc3d import anisotropy_summary
+
     return _plain(anisotropy_summary(map1, map2, voxel_size, mask=mask))
 
 

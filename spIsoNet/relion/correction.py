@@ -51,18 +51,11 @@ def soft_sphere(n: int, radius: float, edge: float = 5.0) -> np.ndarray:
 
 
 def summarise(maps: list[np.ndarray], voxel_size: float, mask: np.ndarray | None) -> dict | None:
-    """Anisotropy metrics of a map pair (None when the metrics module is not available)."""
+    """Anisotropy metrics of a map pair (None unless exactly two maps are given)."""
     if len(maps) != 2:
         return None
-    try:
-        from spIsoNet.fsc3d import anisotropy_summary  # type: ignore[attr-defined]
-    except ImportError:
-        fsc = fourier.fsc_curve(maps[0], maps[1], mask)
-        n = maps[0].shape[0]
-        return {
-            "global_res_0143": fourier.resolution_at(fsc, n, voxel_size, 0.143).angstrom,
-            "global_res_05": fourier.resolution_at(fsc, n, voxel_size, 0.5).angstrom,
-        }
+    from spIsoNet.fsc3d import anisotropy_summary
+
     return anisotropy_summary(maps[0], maps[1], voxel_size, mask=mask)
 
 
