@@ -351,6 +351,10 @@ def _run_jobs(payload: _Payload, ctx: distributed.DistContext) -> dict:
         timings["predict"] += time.perf_counter() - started
         if ctx.device.type == "cuda":
             torch.cuda.empty_cache()
+    # All ranks meet here before any of them can tear the process group down (spawned or
+    # torchrun): gloo's reduce of the prediction may return on a sender before the main rank has
+    # received everything, and a rank that destroys the group early makes its peer abort.
+    ctx.barrier()
     return {
         "predictions": predictions,
         "histories": histories,
@@ -372,7 +376,6 @@ def _spawn_entry(rank, world, store, plan, payload, shared, summary_path, log_le
                 target.copy_(torch.from_numpy(volume))
             summary = {k: result[k] for k in ("histories", "model_paths", "timings")}
             Path(summary_path).write_text(json.dumps(summary))
-        ctx.barrier()
     finally:
         distributed.leave(ctx)
 
