@@ -130,7 +130,8 @@ def _check_options(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from spIsoNet.fsc3d.conical import ConicalFSC
-    from spIsoNet.fsc3d.report import build_report, format_summary, plot_report
+    from spIsoNet.fsc3d.plots import plot_report
+    from spIsoNet.fsc3d.report import build_report, format_summary
 
     setup_logging()
     log = get_logger("fsc3d")
