@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f", "none"})
 
 
 def parse_bool(text: str) -> bool:
