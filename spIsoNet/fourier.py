@@ -31,6 +31,7 @@ __all__ = [
     "fsc_curve",
     "fsc_from_spectra",
     "fsc_weighting",
+    "frequency_axes",
     "frequency_radius",
     "irfft3",
     "lowpass",
@@ -94,6 +95,25 @@ def _radius_cached(n: int, rfft: bool, centered: bool) -> np.ndarray:
     radius = np.sqrt(r2, dtype=np.float32)
     radius.setflags(write=False)
     return radius
+
+
+def frequency_axes(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer frequencies ``kz, ky, kx`` of the half-space layout, broadcastable to a spectrum.
+
+    Parameters
+    ----------
+    n
+        Box edge (voxels).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        float32 ``[n, 1, 1]``, ``[1, n, 1]`` and ``[1, 1, n//2 + 1]`` (Fourier pixels, not
+        centred), so that ``kz**2 + ky**2 + kx**2`` is ``frequency_radius(n)**2``.
+    """
+    kz = _axis_frequencies(n, centered=False)
+    kx = np.arange(n // 2 + 1, dtype=np.float32)
+    return kz[:, None, None], kz[None, :, None], kx[None, None, :]
 
 
 def frequency_radius(n: int, rfft: bool = True, centered: bool = False) -> np.ndarray:
@@ -185,12 +205,22 @@ def shell_sums(
     ]
 
 
-def radial_average(spectrum_values: np.ndarray, n: int) -> np.ndarray:
-    """Hermitian-weighted mean of a half-space quantity per shell, ``[n//2 + 1]`` float64.
+def radial_average(spectrum_values: np.ndarray, n: int, n_shells: int | None = None) -> np.ndarray:
+    """Hermitian-weighted mean of a half-space quantity per shell, ``[n_shells]`` float64.
 
-    Shells without voxels (never the case for ``n ≥ 2``) get 0.
+    Parameters
+    ----------
+    spectrum_values
+        Real array ``[n, n, n//2 + 1]`` (half-space layout).
+    n
+        Box edge (voxels).
+    n_shells
+        Shells returned; default ``n//2 + 1`` (up to Nyquist). Pass
+        ``int(shell_index(n).max()) + 1`` to include the corner shells beyond Nyquist.
+
+    Shells without voxels (never the case below Nyquist for ``n ≥ 2``) get 0.
     """
-    n_shells = n // 2 + 1
+    n_shells = n // 2 + 1 if n_shells is None else int(n_shells)
     shells = shell_index(n)
     weights = rfft_multiplicity(n)
     totals = shell_sums(spectrum_values, shells, n_shells, weights)

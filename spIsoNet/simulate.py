@@ -41,11 +41,20 @@ Arrays are float32 ``[z, y, x]``; directions are unit vectors in (z, y, x) order
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
+
+from spIsoNet.fourier import (
+    frequency_axes,
+    frequency_radius,
+    irfft3,
+    radial_average,
+    rfft3,
+    rfft_multiplicity,
+    shell_index,
+)
 
 __all__ = [
     "OrientationModel",
@@ -186,53 +195,9 @@ class SimulatedCase:
     settings: SimulationSettings
 
 
-# --------------------------------------------------------------------------------------------
-# Fourier-grid helpers (rfft layout, DC at [0, 0, 0])
-
-
-def _rfft_freqs(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Integer frequency coordinates kz, ky, kx broadcastable to [n, n, n//2+1]."""
-    k = np.fft.fftfreq(n, d=1.0 / n).astype(np.float32)
-    kx = np.arange(n // 2 + 1, dtype=np.float32)
-    return k[:, None, None], k[None, :, None], kx[None, None, :]
-
-
 def corners_01() -> list[tuple[int, int, int]]:
     """The 8 corner offsets (dz, dy, dx) of a unit cell, in C order."""
     return [(dz, dy, dx) for dz in (0, 1) for dy in (0, 1) for dx in (0, 1)]
-
-
-def _rfft_radius(n: int) -> np.ndarray:
-    kz, ky, kx = _rfft_freqs(n)
-    return np.sqrt(kz**2 + ky**2 + kx**2)
-
-
-def _rfft_multiplicity(n: int) -> np.ndarray:
-    """How many full-FFT coefficients each rfft column stands for (Hermitian pairs count twice)."""
-    mult = np.full(n // 2 + 1, 2.0, dtype=np.float64)
-    mult[0] = 1.0
-    if n % 2 == 0:
-        mult[-1] = 1.0
-    return mult
-
-
-def _rfft3(x: np.ndarray) -> np.ndarray:
-    return torch.fft.rfftn(torch.from_numpy(np.ascontiguousarray(x)), dim=(0, 1, 2)).numpy()
-
-
-def _irfft3(f: np.ndarray, n: int) -> np.ndarray:
-    out = torch.fft.irfftn(torch.from_numpy(np.ascontiguousarray(f)), s=(n, n, n), dim=(0, 1, 2))
-    return out.numpy().astype(np.float32, copy=False)
-
-
-def _shell_mean(values: np.ndarray, n: int) -> np.ndarray:
-    """Per-integer-shell mean of an rfft-layout array, Hermitian-weighted; shape [n_shells]."""
-    shells = np.floor(_rfft_radius(n) + 0.5).astype(np.int64)
-    weights = np.broadcast_to(_rfft_multiplicity(n)[None, None, :], shells.shape)
-    n_shells = int(shells.max()) + 1
-    sums = np.bincount(shells.ravel(), weights=(values * weights).ravel(), minlength=n_shells)
-    counts = np.bincount(shells.ravel(), weights=weights.ravel(), minlength=n_shells)
-    return sums / np.maximum(counts, 1e-12)
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,13 +365,13 @@ def phantom(
     grid = np.bincount(flat.ravel(), weights=w.ravel(), minlength=box**3)
     grid = grid.reshape(box, box, box).astype(np.float32)
 
-    spectrum = _rfft3(grid)
-    kz, ky, kx = _rfft_freqs(box)
+    spectrum = rfft3(grid)
+    kz, ky, kx = frequency_axes(box)
     # Divide out the splat's transfer function (sinc² per axis), then apply the B-factor.
     splat = (np.sinc(kz / box) * np.sinc(ky / box) * np.sinc(kx / box)) ** 2
     s2 = (kz**2 + ky**2 + kx**2) / (box * voxel_size) ** 2  # (1/Å)^2
     spectrum *= (np.exp(-b_factor * s2 / 4.0) / np.maximum(splat, 0.05)).astype(np.float32)
-    density = _irfft3(spectrum, box)
+    density = irfft3(spectrum, box)
     density -= np.median(density)  # solvent at ~0
     return (density / density.max()).astype(np.float32)
 
@@ -568,7 +533,7 @@ def sampling_weights(
     k = np.mod(np.arange(size) - offset, box)
     fold = ((k[:, None, None] * box + k[None, :, None]) * box + k[None, None, :]).ravel()
     w = np.bincount(fold, weights=w.numpy(), minlength=box**3)
-    keep = _rfft_radius(box) <= box / 2.0
+    keep = frequency_radius(box) <= box / 2.0
     shape = (box, box, box)
     half = np.s_[:, :, : box // 2 + 1]
     return np.where(keep, w.reshape(shape)[half], 0.0).astype(np.float32)
@@ -583,8 +548,8 @@ def _noise_power(truth_spectrum: np.ndarray, box: int, snr: float) -> float:
     pixel noise variance is σ_img² = signal / snr; one Fourier sample of the noise image then
     has variance σ² = σ_img² · box².
     """
-    r = _rfft_radius(box)
-    mult = _rfft_multiplicity(box)[None, None, :]
+    r = frequency_radius(box)
+    mult = rfft_multiplicity(box)[None, None, :]
     sample = np.where(r > 0, np.minimum(1.0, 1.0 / (2.0 * np.maximum(r, 1e-6))), 0.0)
     slice_power = float(np.sum(np.abs(truth_spectrum) ** 2 * sample * mult))
     pixel_signal = slice_power / box**4
@@ -617,14 +582,15 @@ def reconstruct_half(
     """
     n = truth_spectrum.shape[0]
     # ξ: FFT of unit white noise / sqrt(n³) → Hermitian, unit variance per coefficient.
-    xi = _rfft3(rng.standard_normal((n, n, n), dtype=np.float32)) / np.float32(n**1.5)
+    xi = rfft3(rng.standard_normal((n, n, n), dtype=np.float32)) / np.float32(n**1.5)
     numerator = weights * truth_spectrum + np.sqrt(noise_power * weights) * xi
-    tau2 = _shell_mean(np.abs(truth_spectrum) ** 2, n)
-    shells = np.floor(_rfft_radius(n) + 0.5).astype(np.int64)
+    shells = shell_index(n)
+    # τ² on every shell up to the box corner (the weights reach past Nyquist only as zeros)
+    tau2 = radial_average(np.abs(truth_spectrum) ** 2, n, n_shells=int(shells.max()) + 1)
     regulariser = noise_power / np.maximum(tau2[shells], 1e-30)
     estimate = numerator / (weights + regulariser).astype(np.float32)
     estimate[0, 0, 0] = truth_spectrum[0, 0, 0]  # the mean density is not of interest
-    return _irfft3(estimate.astype(np.complex64), n)
+    return irfft3(estimate, n)
 
 
 # --------------------------------------------------------------------------------------------
@@ -662,9 +628,9 @@ def soft_mask(
     from scipy import ndimage
 
     n = volume.shape[0]
-    s2 = _rfft_radius(n) ** 2 / (n * voxel_size) ** 2
+    s2 = frequency_radius(n) ** 2 / (n * voxel_size) ** 2
     gauss = np.exp(-np.log(2.0) * s2 * lowpass**2).astype(np.float32)
-    smooth = _irfft3(_rfft3(volume.astype(np.float32)) * gauss, n)
+    smooth = irfft3(rfft3(volume) * gauss, n)
     binary = smooth > threshold * smooth.max()
     distance = ndimage.distance_transform_edt(~binary) * voxel_size  # Å from the binary region
     ramp = np.clip((distance - extend) / max(edge, 1e-6), 0.0, 1.0)
@@ -689,8 +655,8 @@ def simulate_case(settings: SimulationSettings | None = None) -> SimulatedCase:
     truth_seq, seq1, seq2 = np.random.SeedSequence(settings.seed).spawn(3)
     truth = phantom(n, settings.voxel_size, truth_seq, settings.b_factor)
     # What the particle images carry: the truth times the imaging envelope.
-    s2 = _rfft_radius(n) ** 2 / (n * settings.voxel_size) ** 2
-    spectrum = _rfft3(truth) * np.exp(-settings.envelope_b * s2 / 4.0).astype(np.float32)
+    s2 = frequency_radius(n) ** 2 / (n * settings.voxel_size) ** 2
+    spectrum = rfft3(truth) * np.exp(-settings.envelope_b * s2 / 4.0).astype(np.float32)
     sigma2 = _noise_power(spectrum, n, settings.snr)
     model = settings.orientation
     halves, weights, directions = [], [], []
@@ -716,12 +682,5 @@ def simulate_case(settings: SimulationSettings | None = None) -> SimulatedCase:
 
 
 def radial_power(volume: np.ndarray) -> np.ndarray:
-    """Mean |F|² per integer Fourier shell of a cubic map (diagnostic); shape [n_shells]."""
-    n = volume.shape[0]
-    return _shell_mean(np.abs(_rfft3(volume.astype(np.float32))) ** 2, n)
-
-
-def expected_ssnr(case: SimulatedCase) -> np.ndarray:
-    """Per-voxel spectral SNR W·|F|²/σ² of half 1 (diagnostic), rfft layout; math.inf-free."""
-    spectrum = _rfft3(case.truth)
-    return case.weights[0] * np.abs(spectrum) ** 2 / max(case.noise_power, math.ulp(1.0))
+    """Mean |F|² per integer Fourier shell of a cubic map (diagnostic); shape [n//2+1]."""
+    return radial_average(np.abs(rfft3(volume)) ** 2, volume.shape[0])
