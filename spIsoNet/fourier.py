@@ -37,7 +37,6 @@ __all__ = [
     "lowpass",
     "lowpass_profile",
     "masked_fsc_corrected",
-    "match_spectrum",
     "radial_average",
     "resolution_at",
     "resolution_to_shell",
@@ -493,26 +492,6 @@ def spectrum_matching_gain(own: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 def _per_shell_filter(profile: np.ndarray, n: int) -> np.ndarray:
     table = np.append(np.asarray(profile, dtype=np.float32), np.float32(profile[-1]))
     return table[np.minimum(shell_index(n), len(profile))]
-
-
-def match_spectrum(
-    volume: np.ndarray,
-    target: np.ndarray,
-    mask: np.ndarray | None = None,
-    *,
-    spectrum: np.ndarray | None = None,
-) -> np.ndarray:
-    """Scale ``volume``'s spectrum so its radial mean amplitude equals ``target``'s.
-
-    Amplitudes are measured on the masked maps (if ``mask``), the per-shell gain is applied to
-    the unmasked ``volume``; phases are untouched. ``spectrum`` = ``rfft3(volume)`` if known.
-    """
-    if spectrum is None:
-        spectrum = rfft3(volume)
-    own = spectrum if mask is None else rfft3(volume * mask)
-    wanted = rfft3(target if mask is None else target * mask)
-    gain = spectrum_matching_gain(own, wanted)
-    return apply_radial_filter(volume, gain, spectrum=spectrum, per_shell=True)
 
 
 def combine_maps(
