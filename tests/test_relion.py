@@ -26,7 +26,7 @@ from spIsoNet.relion.call import read_external_star
 from spIsoNet.relion.reconstruction import reconstruct
 
 REPO = Path(__file__).resolve().parents[1]
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "relion-vectors"
+VECTORS = Path(__file__).resolve().parent / "data" / "relion-vectors"
 CALLS = [
     "run_it001_half1_class001",
     "run_it001_half2_class001",
