@@ -12,6 +12,8 @@ import logging
 import re
 from pathlib import Path
 
+from spIsoNet.booleans import parse_bool
+
 HELP = "train the anisotropy-correction network on half-maps and write corrected maps"
 DESCRIPTION = (
     "Train a 3D U-Net (noise2noise between the two half-maps, FSC3D-weighted consistency and "
@@ -23,13 +25,39 @@ DESCRIPTION = (
 _MAP_SUFFIX = re.compile(r"(\.(mrc|map|mrcs|rec|ccp4))(\.(gz|bz2))?$", re.IGNORECASE)
 
 
+#: EngineSettings field → its command-line flag (the CLI's vocabulary in engine messages; the
+#: argparse destination is the flag without its dashes)
+CLI_NAMES: dict[str, str] = {
+    "epochs": "--epochs",
+    "alpha": "--alpha",
+    "beta": "--beta",
+    "n_subvolume": "--n_subvolume",
+    "cube_size": "--cube_size",
+    "predict_crop_size": "--predict_crop_size",
+    "batch_size": "--batch_size",
+    "acc_batches": "--acc_batches",
+    "learning_rate": "--learning_rate",
+    "net_width": "--net_width",
+    "net_depth": "--net_depth",
+    "seed": "--seed",
+    "device": "--device",
+    "gpu_ids": "--gpuID",
+    "mixed_precision": "--mixed_precision",
+    "independent": "--independent",
+    "ncpus": "--ncpus",
+    "compile": "--compile",
+    "norm": "--norm",
+    "resume": "--resume",
+}
+#: names of the inputs of correct_maps in messages (its other arguments)
+INPUT_NAMES: dict[str, str] = {"limit_res": "--limit_res", "pretrained_model": "--pretrained_model"}
+
+
 def _bool(value: str) -> bool:
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "y", "on"):
-        return True
-    if text in ("0", "false", "no", "n", "off", "none"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
+    try:
+        return parse_bool(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}") from None
 
 
 def _flag(parser, name: str, help_text: str) -> None:
@@ -137,19 +165,28 @@ def common_model_name(bases: list[str]) -> str:
     return name or "model"
 
 
-def run(args: argparse.Namespace) -> int:
-    import numpy as np
+def engine_settings(args: argparse.Namespace):
+    """The :class:`~spIsoNet.engine.EngineSettings` of the command line (checked, no box yet)."""
+    from spIsoNet.engine.settings import EngineSettings
 
-    from spIsoNet.engine import EngineSettings, correct_maps
+    settings = EngineSettings.from_mapping(
+        {field: getattr(args, flag.lstrip("-")) for field, flag in CLI_NAMES.items()}
+    )
+    settings.validate(names=CLI_NAMES)
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    from spIsoNet.engine import correct_maps
     from spIsoNet.engine.report import half_map_metrics, summary_lines, write_report
     from spIsoNet.errors import InputError
     from spIsoNet.io import check_same_grid, read_map, read_mask, write_map
     from spIsoNet.log import get_logger, setup_logging
+    from spIsoNet.timing import stage_timer
 
-    out_dir = Path(args.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging(logging.INFO, log_file=out_dir / "reconstruct.log")
+    setup_logging(logging.INFO)
     log = get_logger("reconstruct")
+    settings = engine_settings(args)
 
     half1 = read_map(args.i1, voxel_size=args.voxel_size, what="half-map")
     halves = [half1]
@@ -158,22 +195,18 @@ def run(args: argparse.Namespace) -> int:
         check_same_grid([half1, half2])
         halves.append(half2)
     voxel = half1.voxel_size
+    settings.validate(box=int(half1.box), names=CLI_NAMES)
     mask = read_mask(args.mask, like=half1) if args.mask else None
     fsc3d = None
     if args.aniso_file:
-        aniso = read_map(args.aniso_file, voxel_size=voxel, what="FSC3D")
-        if aniso.data.shape != half1.data.shape:
-            raise InputError(
-                f"{args.aniso_file}: FSC3D shape {aniso.data.shape} differs from the half-maps' "
-                f"{half1.data.shape}"
-            )
-        fsc3d = aniso.data
+        fsc3d = read_map(args.aniso_file, voxel_size=voxel, what="FSC3D").data
     reference = None
     if args.reference:
         ref = read_map(args.reference, voxel_size=voxel, what="reference")
         check_same_grid([half1, ref])
         reference = ref.data
 
+    out_dir = Path(args.output_dir)
     bases = [map_base(h.path) for h in halves]
     outputs = []
     inputs = {Path(h.path).resolve() for h in halves}
@@ -185,47 +218,40 @@ def run(args: argparse.Namespace) -> int:
         outputs.append(pair)
     if len(bases) == 2 and bases[0] == bases[1]:
         raise InputError(f"{args.i2}: both half-maps are named {bases[0]}; outputs would collide")
+    names = {**CLI_NAMES, **INPUT_NAMES}
+    if args.aniso_file:
+        names["fsc3d_volume"] = f"--aniso_file {args.aniso_file}"
 
-    settings = EngineSettings(
-        epochs=args.epochs,
-        alpha=args.alpha,
-        beta=args.beta,
-        n_subvolume=args.n_subvolume,
-        cube_size=args.cube_size,
-        predict_crop_size=args.predict_crop_size,
-        batch_size=args.batch_size,
-        acc_batches=args.acc_batches,
-        learning_rate=args.learning_rate,
-        net_width=args.net_width,
-        net_depth=args.net_depth,
-        seed=args.seed,
-        device=args.device,
-        gpu_ids=args.gpuID,
-        mixed_precision=args.mixed_precision,
-        independent=args.independent,
-        ncpus=args.ncpus,
-        compile=args.compile,
-        norm=args.norm,
-        resume=args.resume,
-    )
-    if args.aniso_file is None:
-        if len(halves) == 1:
-            raise InputError("single-map mode needs --aniso_file (an FSC3D needs two half-maps)")
+    created = _make_output_dir(out_dir)
+    log_path = out_dir / "reconstruct.log"
+    had_log = log_path.exists()
+    setup_logging(logging.INFO, log_file=log_path)
+    if args.aniso_file is None and len(halves) == 2:
         log.info("no --aniso_file: the FSC3D will be computed from the half-maps with fsc3d")
-    result = correct_maps(
-        half1.data,
-        halves[1].data if len(halves) == 2 else None,
-        voxel,
-        fsc3d_volume=fsc3d,
-        limit_res=args.limit_res,
-        mask=mask,
-        settings=settings,
-        output_dir=out_dir,
-        pretrained_model=args.pretrained_model,
-        model_name=common_model_name(bases),
-        reference=reference,
-        ref_resolution=args.ref_resolution,
-    )
+    try:
+        result = correct_maps(
+            half1.data,
+            halves[1].data if len(halves) == 2 else None,
+            voxel,
+            fsc3d_volume=fsc3d,
+            limit_res=args.limit_res,
+            mask=mask,
+            settings=settings,
+            output_dir=out_dir,
+            pretrained_model=args.pretrained_model,
+            model_name=common_model_name(bases),
+            reference=reference,
+            ref_resolution=args.ref_resolution,
+            names=names,
+        )
+    except InputError:
+        # rejected before any output: leave the folder as it was (no empty folder, no log)
+        setup_logging(logging.INFO)
+        if not had_log:
+            log_path.unlink(missing_ok=True)
+        if created:
+            _remove_if_empty(out_dir)
+        raise
     if result.rank != 0:
         return 0
     for half, (final, filtered), corrected, raw in zip(
@@ -248,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
         "outputs": [str(p) for pair in outputs for p in pair]
         + [str(p) for p in result.model_paths]
         + [str(out_dir / "loss.png")],
-        "settings": {k: v for k, v in vars(settings).items()},
+        "settings": settings.as_plain() | {"seed": result.seed},
         "device": result.device,
         "seed": result.seed,
         "limit_res": result.limit_res,
@@ -258,14 +284,11 @@ def run(args: argparse.Namespace) -> int:
         "loss_histories": result.loss_histories,
     }
     if len(halves) == 2 and not args.skip_metrics:
-        import time
-
-        started = time.perf_counter()
-        report["metrics_input"] = half_map_metrics(half1.data, halves[1].data, voxel, mask)
-        report["metrics_corrected"] = half_map_metrics(
-            result.corrected[0], result.corrected[1], voxel, mask
-        )
-        report["timings"]["metrics"] = time.perf_counter() - started
+        with stage_timer(report["timings"], "metrics"):
+            report["metrics_input"] = half_map_metrics(half1.data, halves[1].data, voxel, mask)
+            report["metrics_corrected"] = half_map_metrics(
+                result.corrected[0], result.corrected[1], voxel, mask
+            )
         report["metrics_note"] = (
             "corrected halves were trained independently (gold-standard FSC)"
             if args.independent
@@ -275,5 +298,25 @@ def run(args: argparse.Namespace) -> int:
     write_report(out_dir / "report.json", report)
     for line in summary_lines(report):
         print(line)
-    del np
     return 0
+
+
+def _make_output_dir(path: Path) -> bool:
+    """Create the output folder (and missing parents); True when it did not exist before."""
+    from spIsoNet.errors import InputError
+
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--output_dir {path}: exists and is not a folder")
+    existed = path.is_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--output_dir {path}: cannot create it: {exc.strerror}") from None
+    return not existed
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass

@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -29,92 +30,15 @@ from spIsoNet.engine.device import DevicePlan, LaunchEnv, launcher_env, plan_dev
 from spIsoNet.engine.fourier_weight import cube_weight, reference_sphere, weight_to_rfft
 from spIsoNet.engine.plots import plot_losses
 from spIsoNet.engine.predict import predict_volume
+from spIsoNet.engine.settings import EngineSettings
 from spIsoNet.engine.train import TrainOptions, make_optimizer, micro_batch_size, train_model
-from spIsoNet.engine.unet import NORMS, UNet3D, UNetConfig
+from spIsoNet.engine.unet import UNet3D, UNetConfig
 from spIsoNet.errors import InputError
 from spIsoNet.log import get_logger
 
 log = get_logger("engine")
 
 __all__ = ["CorrectionResult", "EngineSettings", "correct_maps"]
-
-
-@dataclass
-class EngineSettings:
-    """Settings of the correction engine (CLI names in brackets where they differ).
-
-    Attributes
-    ----------
-    epochs
-        Training epochs; 0 with a pretrained model = predict only.
-    alpha, beta
-        Weights of the rotation-equivariance term and of the cross-half (noise2noise) terms.
-    n_subvolume
-        Training cubes drawn per run; one epoch = ``n_subvolume // batch_size`` optimizer steps.
-    cube_size
-        Training cube edge (voxels), a multiple of ``2**net_depth``.
-    predict_crop_size
-        Prediction tile edge (voxels); rounded up to a multiple of ``2**net_depth``.
-    batch_size
-        Cubes per optimizer step (default 4 with one process, 2 × processes otherwise).
-    acc_batches
-        Micro-batches accumulated per step (memory ÷ acc_batches, same result).
-    learning_rate
-        AdamW learning rate.
-    net_width, net_depth
-        Base channels and number of down-samplings of the U-Net.
-    seed
-        Random seed (None: drawn and reported, so a run can be repeated).
-    device
-        ``auto``, ``cpu`` or ``cuda``.
-    gpu_ids
-        GPUs to use (``"0,1"`` or a list), default all visible.
-    mixed_precision
-        Autocast on CUDA (ignored on CPU).
-    independent
-        Train and predict each half from its own data only (gold-standard independent halves).
-    ncpus
-        CPU threads (default: all cores).
-    compile
-        ``torch.compile`` the network (opt-in; off by default because of driver/Triton failures).
-    norm
-        Normalisation layer ``group`` (default), ``batch`` or ``none`` (see spIsoNet.engine.unet).
-    n_conv
-        Convolutions per U-Net block.
-    cpu_processes
-        DDP processes on CPU (gloo); mainly for testing the multi-process path without GPUs.
-    resume
-        Continue from ``<output_dir>/<model_name>.pt`` (weights, optimizer, epoch, history).
-    predict_batch_size
-        Tiles per forward pass at prediction (default 4 on GPU, 1 on CPU).
-    show_progress
-        tqdm progress bars on the main process.
-    """
-
-    epochs: int = 30
-    alpha: float = 1.0
-    beta: float = 0.5
-    n_subvolume: int = 1000
-    cube_size: int = 64
-    predict_crop_size: int = 80
-    batch_size: int | None = None
-    acc_batches: int = 2
-    learning_rate: float = 3e-4
-    net_width: int = 64
-    net_depth: int = 3
-    seed: int | None = None
-    device: str = "auto"
-    gpu_ids: str | list[int] | None = None
-    mixed_precision: bool = False
-    independent: bool = False
-    ncpus: int | None = None
-    compile: bool = False
-    norm: str = "group"
-    n_conv: int = 3
-    cpu_processes: int = 1
-    resume: bool = False
-    predict_batch_size: int | None = None
-    show_progress: bool = True
 
 
 @dataclass
@@ -201,7 +125,9 @@ def _check_volume(name: str, array: np.ndarray | None, shape: tuple[int, ...]) -
         raise InputError(f"{name}: contains NaN/Inf values")
 
 
-def _validate(half1, half2, voxel_size, fsc3d_volume, mask, reference, settings, world) -> None:
+def _validate(
+    half1, half2, voxel_size, fsc3d_volume, mask, reference, settings, world, names
+) -> None:
     if half1.ndim != 3 or len(set(half1.shape)) != 1:
         raise InputError(f"half-map 1: must be a cubic 3D map, got shape {tuple(half1.shape)}")
     shape = tuple(half1.shape)
@@ -217,28 +143,7 @@ def _validate(half1, half2, voxel_size, fsc3d_volume, mask, reference, settings,
     _check_volume("aniso_file (FSC3D)", fsc3d_volume, shape)
     if not voxel_size > 0:
         raise InputError(f"voxel size must be positive, got {voxel_size}")
-    s = settings
-    if s.net_depth < 1 or s.net_width < 1 or s.n_conv < 1:
-        raise InputError("--net_width, --net_depth must be >= 1")
-    if s.norm not in NORMS:
-        raise InputError(f"--norm must be one of {', '.join(NORMS)}, got {s.norm!r}")
-    multiple = 2**s.net_depth
-    if s.cube_size < multiple or s.cube_size % multiple:
-        raise InputError(
-            f"--cube_size {s.cube_size} must be a multiple of 2^net_depth = {multiple}"
-        )
-    if s.cube_size > shape[0]:
-        raise InputError(f"--cube_size {s.cube_size} is larger than the map box {shape[0]}")
-    if s.predict_crop_size < multiple:
-        raise InputError(f"--predict_crop_size must be >= {multiple}")
-    if s.epochs < 0 or s.n_subvolume < 1:
-        raise InputError("--epochs must be >= 0 and --n_subvolume >= 1")
-    if s.alpha < 0 or s.beta < 0:
-        raise InputError("--alpha and --beta must be >= 0")
-    if not s.learning_rate > 0:
-        raise InputError("--learning_rate must be > 0")
-    if s.batch_size is not None:
-        micro_batch_size(s.batch_size, world, s.acc_batches)
+    settings.validate(box=shape[0], world=world, names=names)
 
 
 def _default_limit_res(half1, half2, voxel_size, mask) -> float:
@@ -426,6 +331,7 @@ def correct_maps(
     model_name: str = "model",
     reference: np.ndarray | None = None,
     ref_resolution: float = 10.0,
+    names: Mapping[str, str] | None = None,
 ) -> CorrectionResult:
     """Correct preferred-orientation anisotropy of one or two half-maps.
 
@@ -459,6 +365,9 @@ def correct_maps(
         declared fully reliable (M = 1 there).
     ref_resolution
         Å, see ``reference``.
+    names
+        Setting or argument name → the caller's name for it in messages (e.g.
+        ``{"cube_size": "--cube_size", "fsc3d_volume": "--aniso_file fsc.mrc"}``).
 
     Returns
     -------
@@ -483,7 +392,7 @@ def correct_maps(
     if launch is not None and plan.kind == "cpu":
         # several launched processes share this node's cores
         plan = replace(plan, threads=max(1, plan.threads // launch.local_world_size))
-    _validate(half1, half2, voxel_size, fsc3d_volume, mask, reference, settings, world)
+    _validate(half1, half2, voxel_size, fsc3d_volume, mask, reference, settings, world, names)
     if settings.epochs == 0 and pretrained_model is None:
         raise InputError("--epochs 0 needs --pretrained_model (prediction only)")
     if fsc3d_volume is None and half2 is None:

@@ -23,7 +23,7 @@ from torch import nn
 from spIsoNet.engine.data import CubeSource, make_step_plan, micro_slice
 from spIsoNet.engine.distributed import DistContext, maybe_no_sync
 from spIsoNet.engine.losses import LossModule
-from spIsoNet.errors import InputError
+from spIsoNet.engine.settings import split_batch
 from spIsoNet.log import get_logger
 
 log = get_logger("engine")
@@ -47,20 +47,11 @@ class TrainOptions:
 
 
 def micro_batch_size(batch_size: int, world_size: int, acc_batches: int) -> int:
-    """Per-process micro-batch; raises :class:`InputError` if the batch cannot be split."""
-    if acc_batches < 1:
-        raise InputError(f"--acc_batches must be >= 1, got {acc_batches}")
-    parts = world_size * acc_batches
-    if batch_size < parts:
-        raise InputError(
-            f"--batch_size {batch_size} is smaller than processes × acc_batches = "
-            f"{world_size} × {acc_batches}; raise --batch_size or lower --acc_batches"
-        )
-    if batch_size % parts:
-        raise InputError(
-            f"--batch_size {batch_size} is not a multiple of processes × acc_batches = {parts}"
-        )
-    return batch_size // parts
+    """Per-process micro-batch; raises :class:`InputError` if the batch cannot be split.
+
+    See :func:`spIsoNet.engine.settings.split_batch` (the one home of this rule).
+    """
+    return split_batch(batch_size, world_size, acc_batches)
 
 
 def make_optimizer(net: nn.Module, learning_rate: float) -> torch.optim.Optimizer:

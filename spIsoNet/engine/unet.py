@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-NORMS = ("group", "batch", "none")
+from spIsoNet.engine.settings import NORMS
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,238 @@
+"""The engine's settings, validated in one place (:meth:`EngineSettings.validate`).
+
+Every edge builds one :class:`EngineSettings` (``EngineSettings.from_mapping`` keeps the
+defaults for values that are None) and names the settings in its own vocabulary in messages:
+the command line passes ``names=CLI_NAMES`` (``spIsoNet.cli.cmd_reconstruct``), the RELION
+plugin its ``ISONET_*`` variables, the library itself uses the field names. This module imports
+neither torch nor numpy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from spIsoNet.errors import InputError
+
+__all__ = ["DEVICES", "NORMS", "EngineSettings", "split_batch"]
+
+#: normalisation layers of the U-Net (see spIsoNet.engine.unet)
+NORMS = ("group", "batch", "none")
+#: values of ``device``
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def split_batch(
+    batch_size: int, world_size: int, acc_batches: int, *, names: Mapping[str, str] | None = None
+) -> int:
+    """Per-process micro-batch of one optimizer step.
+
+    Parameters
+    ----------
+    batch_size
+        Cubes per optimizer step (all processes together).
+    world_size
+        Number of processes.
+    acc_batches
+        Micro-batches accumulated per step on each process.
+    names
+        Setting name → the edge's name for it, used in messages (default: the field names).
+
+    Returns
+    -------
+    int
+        ``batch_size / (world_size · acc_batches)``.
+
+    Raises
+    ------
+    InputError
+        ``acc_batches < 1`` or a batch that cannot be split evenly.
+    """
+    names = names or {}
+    acc, batch = names.get("acc_batches", "acc_batches"), names.get("batch_size", "batch_size")
+    if acc_batches < 1:
+        raise InputError(f"{acc} {acc_batches}: must be >= 1")
+    parts = world_size * acc_batches
+    if batch_size < parts:
+        raise InputError(
+            f"{batch} {batch_size}: smaller than processes × acc_batches = "
+            f"{world_size} × {acc_batches}; raise {batch} or lower {acc}"
+        )
+    if batch_size % parts:
+        raise InputError(
+            f"{batch} {batch_size}: not a multiple of processes × acc_batches = {parts}"
+        )
+    return batch_size // parts
+
+
+@dataclass
+class EngineSettings:
+    """Settings of the correction engine (command-line flags in ``cmd_reconstruct.CLI_NAMES``).
+
+    Attributes
+    ----------
+    epochs
+        Training epochs; 0 with a pretrained model = predict only.
+    alpha, beta
+        Weights of the rotation-equivariance term and of the cross-half (noise2noise) terms.
+    n_subvolume
+        Training cubes drawn per run; one epoch = ``n_subvolume // batch_size`` optimizer steps.
+    cube_size
+        Training cube edge (voxels), a multiple of ``2**net_depth``.
+    predict_crop_size
+        Prediction tile edge (voxels); rounded up to a multiple of ``2**net_depth``.
+    batch_size
+        Cubes per optimizer step (default 4 with one process, 2 × processes otherwise).
+    acc_batches
+        Micro-batches accumulated per step (memory ÷ acc_batches, same result).
+    learning_rate
+        AdamW learning rate.
+    net_width, net_depth
+        Base channels and number of down-samplings of the U-Net.
+    seed
+        Random seed (None: drawn and reported, so a run can be repeated).
+    device
+        ``auto``, ``cpu`` or ``cuda``.
+    gpu_ids
+        GPUs to use (``"0,1"`` or a list), default all visible.
+    mixed_precision
+        Autocast on CUDA (ignored on CPU).
+    independent
+        Train and predict each half from its own data only (gold-standard independent halves).
+    ncpus
+        CPU threads (default: the cores this process may run on, see
+        :func:`spIsoNet.engine.device.cpu_threads`).
+    compile
+        ``torch.compile`` the network (opt-in; off by default because of driver/Triton failures).
+    norm
+        Normalisation layer ``group`` (default), ``batch`` or ``none`` (see spIsoNet.engine.unet).
+    n_conv
+        Convolutions per U-Net block.
+    cpu_processes
+        DDP processes on CPU (gloo); mainly for testing the multi-process path without GPUs.
+    resume
+        Continue from ``<output_dir>/<model_name>.pt`` (weights, optimizer, epoch, history).
+    predict_batch_size
+        Tiles per forward pass at prediction (default 4 on GPU, 1 on CPU).
+    show_progress
+        tqdm progress bars on the main process.
+    time_limit
+        Seconds of training per run (None: no limit). When exceeded, training stops after the
+        current optimizer step (the model of that step is saved and used); prediction still runs.
+    """
+
+    epochs: int = 30
+    alpha: float = 1.0
+    beta: float = 0.5
+    n_subvolume: int = 1000
+    cube_size: int = 64
+    predict_crop_size: int = 80
+    batch_size: int | None = None
+    acc_batches: int = 2
+    learning_rate: float = 3e-4
+    net_width: int = 64
+    net_depth: int = 3
+    seed: int | None = None
+    device: str = "auto"
+    gpu_ids: str | list[int] | None = None
+    mixed_precision: bool = False
+    independent: bool = False
+    ncpus: int | None = None
+    compile: bool = False
+    norm: str = "group"
+    n_conv: int = 3
+    cpu_processes: int = 1
+    resume: bool = False
+    predict_batch_size: int | None = None
+    show_progress: bool = True
+    time_limit: float | None = None
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, object]) -> EngineSettings:
+        """Settings from ``{field: value}``; None values keep the field's default.
+
+        Raises
+        ------
+        TypeError
+            A key that is not a field (a programming error at the edge, not bad user input).
+        """
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise TypeError(f"EngineSettings has no field(s) {', '.join(unknown)}")
+        return cls(**{k: v for k, v in values.items() if v is not None})
+
+    def replace(self, **changes: object) -> EngineSettings:
+        """A copy with ``changes`` applied (:func:`dataclasses.replace`)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_plain(self) -> dict[str, object]:
+        """``{field: value}`` with values as JSON-ready scalars (lists of GPUs as text)."""
+        return {
+            k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
+            for k, v in dataclasses.asdict(self).items()
+        }
+
+    def validate(
+        self, *, box: int | None = None, world: int = 1, names: Mapping[str, str] | None = None
+    ) -> None:
+        """Check every setting; the first problem raises one line naming the setting.
+
+        Parameters
+        ----------
+        box
+            Edge of the maps (voxels), when known: ``cube_size`` must fit in it.
+        world
+            Number of processes the batch is split over.
+        names
+            Field → the edge's name for it (``"--cube_size"``, ``"ISONET_CUBE_SIZE"``); fields
+            missing from it are named as they are.
+
+        Raises
+        ------
+        InputError
+            E.g. ``"--cube_size 30: must be a multiple of 2^net_depth = 8"``.
+        """
+        names = names or {}
+
+        def fail(name: str, problem: str) -> None:
+            raise InputError(f"{names.get(name, name)} {getattr(self, name)!s}: {problem}")
+
+        for name in ("epochs", "n_subvolume", "cube_size", "predict_crop_size", "acc_batches"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                fail(name, "must be an integer")
+        for name in ("net_width", "net_depth", "n_conv", "n_subvolume", "cpu_processes"):
+            if getattr(self, name) < 1:
+                fail(name, "must be >= 1")
+        if self.epochs < 0:
+            fail("epochs", "must be >= 0")
+        if self.norm not in NORMS:
+            fail("norm", f"must be one of {', '.join(NORMS)}")
+        if str(self.device).lower() not in DEVICES:
+            fail("device", f"must be one of {', '.join(DEVICES)}")
+        multiple = 2**self.net_depth
+        if self.cube_size < multiple or self.cube_size % multiple:
+            fail("cube_size", f"must be a multiple of 2^net_depth = {multiple}")
+        if box is not None and self.cube_size > box:
+            fail("cube_size", f"larger than the map box {box}")
+        if self.predict_crop_size < multiple:
+            fail("predict_crop_size", f"must be >= 2^net_depth = {multiple}")
+        for name in ("alpha", "beta"):
+            if not getattr(self, name) >= 0:
+                fail(name, "must be >= 0")
+        if not self.learning_rate > 0:
+            fail("learning_rate", "must be > 0")
+        for name in ("ncpus", "predict_batch_size", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                fail(name, "must be >= 1")
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            fail("seed", "must be >= 0")
+        if self.time_limit is not None and not self.time_limit > 0:
+            fail("time_limit", "must be > 0 seconds")
+        if self.acc_batches < 1:
+            fail("acc_batches", "must be >= 1")
+        if self.batch_size is not None:
+            split_batch(self.batch_size, world, self.acc_batches, names=names)
