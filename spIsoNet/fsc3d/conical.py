@@ -48,16 +48,20 @@ over z-slabs (to bound memory) and over chunks of the exact path.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.spatial
-import torch
 
-from spIsoNet.fourier import fsc_from_spectra, resolution_at, rfft3, rfft_multiplicity
+from spIsoNet.fourier import (
+    fft_threads,
+    fsc_from_spectra,
+    resolution_at,
+    rfft3,
+    rfft_multiplicity,
+)
 from spIsoNet.fsc3d.directions import (
     cell_centres,
     cone_weights,
@@ -85,9 +89,11 @@ DEFAULT_EXACT_MAX_SHELL = 16
 SOURCE_STEP_FRACTION = 1.0 / 8.0
 QUERY_STEP_FRACTION = 1.0 / 4.0
 #: voxels per z-slab in the binned passes (bounds temporary memory)
-_SLAB_VOXELS = 1 << 20
-#: elements of one dense block of the exact path
-_EXACT_BLOCK = 1 << 22
+_SLAB_VOXELS = 1 << 18
+#: elements of one dense block of the exact path (3 float64 temporaries of this size)
+_EXACT_BLOCK = 1 << 20
+#: query voxels per k-d tree range search of the exact path (bounds the pair arrays)
+_EXACT_QUERY_CHUNK = 1024
 _QUARTER_PI = 0.25 * math.pi
 #: boxes up to this edge get float64 FFTs (cheap, and exact to ~1e-7 against float64 references)
 _DOUBLE_PRECISION_BOX = 160
@@ -127,20 +133,6 @@ class FSC3DResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-@contextlib.contextmanager
-def _torch_threads(n_threads: int | None):
-    """Temporarily set torch's intra-op threads (FFTs)."""
-    if not n_threads:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n_threads)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _ratio(sums: np.ndarray, method: str) -> np.ndarray:
     """cFSC from channel sums ``[..., C]`` (last axis: channels)."""
     if method == "weighted":
@@ -177,7 +169,7 @@ class ConicalFSC:
     exact_max_shell
         Shells up to this radius use exact per-voxel cones.
     n_threads
-        Threads for the FFTs (torch); None keeps torch's setting.
+        Threads for the FFTs; None: all available cores.
     """
 
     def __init__(
@@ -202,7 +194,7 @@ class ConicalFSC:
         self.method = method
         self.exact_max_shell = int(exact_max_shell)
         mask32 = None if mask is None else np.asarray(mask, dtype=np.float32)
-        with _torch_threads(n_threads):
+        with fft_threads(n_threads):
             # masked copies live only during their own FFT (peak memory at 400³)
             f1 = _spectrum(half1 if mask32 is None else half1 * mask32)
             f2 = _spectrum(half2 if mask32 is None else half2 * mask32)
@@ -316,22 +308,25 @@ class ConicalFSC:
         points = np.concatenate([coords / np.sqrt(norm2)[:, None], 4.0 * sh[:, None]], axis=1)
         mirrored = points * np.array([-1.0, -1.0, -1.0, 1.0])
         chord = 2.0 * math.sin(0.5 * math.radians(min(cone_angle, 90.0))) + 1e-6
-        queries = scipy.spatial.cKDTree(points)
         sources = scipy.spatial.cKDTree(np.concatenate([points, mirrored]))
-        pairs = queries.sparse_distance_matrix(sources, chord, output_type="ndarray")
-        rows = pairs["i"].astype(np.int64)
-        cols = pairs["j"].astype(np.int64)
-        mirror = cols >= total
-        cols[mirror] -= total
-        dot = np.einsum("ij,ij->i", coords[rows], coords[cols])
-        # k and −k copies: count each source once (the copy on k's side), then the cone test
-        inside = np.where(mirror, dot < 0, dot >= 0) & (
-            dot * dot >= cos2 * norm2[rows] * norm2[cols]
-        )
-        rows, cols = rows[inside], cols[inside]
-        sums = np.empty_like(weights)
-        for c in range(weights.shape[1]):  # 2-3 channels
-            sums[:, c] = np.bincount(rows, weights=weights[cols, c], minlength=total)
+        sums = np.zeros_like(weights)
+        for r0 in range(0, total, _EXACT_QUERY_CHUNK):  # bounded pair arrays (peak memory)
+            r1 = min(total, r0 + _EXACT_QUERY_CHUNK)
+            queries = scipy.spatial.cKDTree(points[r0:r1])
+            pairs = queries.sparse_distance_matrix(sources, chord, output_type="ndarray")
+            rows = pairs["i"].astype(np.int64) + r0
+            cols = pairs["j"].astype(np.int64)
+            del pairs
+            mirror = cols >= total
+            cols[mirror] -= total
+            dot = np.einsum("ij,ij->i", coords[rows], coords[cols])
+            # k and −k copies: count each source once (the copy on k's side), then the cone test
+            inside = np.where(mirror, dot < 0, dot >= 0) & (
+                dot * dot >= cos2 * norm2[rows] * norm2[cols]
+            )
+            rows, cols = rows[inside], cols[inside]
+            for c in range(weights.shape[1]):  # 2-3 channels
+                sums[r0:r1, c] = np.bincount(rows - r0, weights=weights[cols, c], minlength=r1 - r0)
         return pos, sums
 
     def _exact_axis_sums(self, axes: np.ndarray, cone_angle: float, r_max: int) -> np.ndarray:
@@ -527,10 +522,7 @@ def _spectrum(volume: np.ndarray) -> np.ndarray:
     float32 FFT rounding (~1e-6 on a conical FSC with few voxels) would otherwise dominate the
     difference to a float64 reference.
     """
-    if volume.shape[0] <= _DOUBLE_PRECISION_BOX:
-        tensor = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float64))
-        return torch.fft.rfftn(tensor, dim=(-3, -2, -1)).numpy()
-    return rfft3(volume)
+    return rfft3(volume, double=volume.shape[0] <= _DOUBLE_PRECISION_BOX)
 
 
 def _cos2(cone_angle: float) -> float:

@@ -35,6 +35,8 @@ __all__ = [
 
 #: other two axes of each face, in increasing order: face 0 (z major) → (y, x), etc.
 _FACE_OTHERS = ((1, 2), (0, 2), (0, 1))
+#: axes per k-d tree range search in :func:`cone_weights` (bounds the pair arrays)
+_AXIS_CHUNK = 512
 
 
 def fibonacci_axes(n: int) -> np.ndarray:
@@ -172,19 +174,24 @@ def cone_weights(
     reach = min(theta + 0.5 * float(size.max()), 0.5 * math.pi)
     chord = 2.0 * math.sin(0.5 * reach) + 1e-9
     source_tree = scipy.spatial.cKDTree(np.concatenate([sources, -sources]))
-    axis_tree = scipy.spatial.cKDTree(np.asarray(axes, dtype=np.float64))
-    pairs = axis_tree.sparse_distance_matrix(source_tree, chord, output_type="ndarray")
-    rows = pairs["i"].astype(np.int64)
-    cols = pairs["j"].astype(np.int64) % n_sources
-    angle = 2.0 * np.arcsin(np.clip(0.5 * pairs["v"], 0.0, 1.0))
-    weights = np.clip((theta - angle) / size[cols] + 0.5, 0.0, 1.0)
-    keep = weights > 0
-    # a cell and its antipode can both be in range only for cones near 90°: sum_duplicates
-    # would double-count, so keep the larger weight of the two
-    matrix = scipy.sparse.coo_matrix(
-        (weights[keep], (rows[keep], cols[keep])), shape=(len(axes), n_sources)
-    )
-    return _max_duplicates(matrix)
+    axes = np.asarray(axes, dtype=np.float64)
+    parts = []
+    for a0 in range(0, len(axes), _AXIS_CHUNK):  # bounded pair arrays (peak memory)
+        axis_tree = scipy.spatial.cKDTree(axes[a0 : a0 + _AXIS_CHUNK])
+        pairs = axis_tree.sparse_distance_matrix(source_tree, chord, output_type="ndarray")
+        cols = (pairs["j"] % n_sources).astype(np.int32)
+        angle = 2.0 * np.arcsin(np.clip(0.5 * pairs["v"], 0.0, 1.0))
+        weights = np.clip((theta - angle) / size[cols] + 0.5, 0.0, 1.0)
+        keep = weights > 0
+        rows = pairs["i"][keep].astype(np.int32)
+        del pairs, angle
+        block = scipy.sparse.coo_matrix(
+            (weights[keep], (rows, cols[keep])), shape=(len(axis_tree.data), n_sources)
+        )
+        # a cell and its antipode are both in range only when reach ≥ 90°: sum_duplicates
+        # (tocsr) would then double-count, so keep the larger weight of the two
+        parts.append(block.tocsr() if reach < 0.5 * math.pi else _max_duplicates(block))
+    return scipy.sparse.vstack(parts, format="csr")
 
 
 def _max_duplicates(matrix: scipy.sparse.coo_matrix) -> scipy.sparse.csr_matrix:

@@ -48,6 +48,8 @@ def _kuhn_tetrahedra() -> np.ndarray:
 
 
 _TETS = _kuhn_tetrahedra()
+#: crossed cubes per pass of :func:`isosurface_area` (~1.5 kB of temporaries per cube)
+_CUBE_CHUNK = 1 << 14
 #: tetra vertex pairs of the six edges, in the order used below
 _EDGES = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
 
@@ -72,8 +74,20 @@ def isosurface_area(field: np.ndarray, level: float = 0.5) -> float:
         any_in |= part
         all_in &= part
     cz, cy, cx = np.nonzero(any_in & ~all_in)
+    del any_in, all_in
     if cz.size == 0:
         return 0.0
+    total = 0.0
+    for start in range(0, cz.size, _CUBE_CHUNK):  # bounded temporaries (peak memory)
+        stop = start + _CUBE_CHUNK
+        total += _crossed_cubes_area(f, cz[start:stop], cy[start:stop], cx[start:stop], level)
+    return total
+
+
+def _crossed_cubes_area(
+    f: np.ndarray, cz: np.ndarray, cy: np.ndarray, cx: np.ndarray, level: float
+) -> float:
+    """Iso-surface area inside the cubes with lower corners ``(cz, cy, cx)`` (each ``[m]``)."""
     corner_values = np.stack(
         [f[cz + dz, cy + dy, cx + dx] for dz, dy, dx in _CORNERS.astype(int)], axis=1
     ).astype(np.float64)

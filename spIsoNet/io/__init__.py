@@ -1,9 +1,14 @@
-"""File input/output: MRC maps, STAR files, atomic writes."""
+"""File input/output: MRC maps, STAR files, atomic writes.
+
+The STAR readers (``starfile``, which imports pandas: ~0.3 s and ~40 MB) load on first use, so
+the map tools do not pay for them.
+"""
 
 from spIsoNet.io.atomic import atomic_output, write_text_atomic
 from spIsoNet.io.jsonio import write_json
 from spIsoNet.io.mrc import MapData, check_same_grid, read_map, read_mask, write_map
-from spIsoNet.io.star import key_values, read_star, require_labels
+
+_STAR_NAMES = ("key_values", "read_star", "require_labels")
 
 __all__ = [
     "MapData",
@@ -18,3 +23,11 @@ __all__ = [
     "write_map",
     "write_text_atomic",
 ]
+
+
+def __getattr__(name: str):
+    if name in _STAR_NAMES:
+        from spIsoNet.io import star
+
+        return getattr(star, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
