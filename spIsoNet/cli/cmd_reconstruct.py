@@ -178,6 +178,8 @@ def engine_settings(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from spIsoNet.engine import correct_maps
+    from spIsoNet.engine.device import launcher_env
+    from spIsoNet.engine.plots import LossPlot
     from spIsoNet.engine.report import half_map_metrics, summary_lines, write_report
     from spIsoNet.errors import InputError
     from spIsoNet.io import check_same_grid, read_map, read_mask, write_map
@@ -222,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
     if args.aniso_file:
         names["fsc3d_volume"] = f"--aniso_file {args.aniso_file}"
 
+    launch = launcher_env()  # torchrun's RANK/WORLD_SIZE..., read here at the edge
     created = _make_output_dir(out_dir)
     log_path = out_dir / "reconstruct.log"
     had_log = log_path.exists()
@@ -243,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
             reference=reference,
             ref_resolution=args.ref_resolution,
             names=names,
+            launch=launch,
+            loss_plot=LossPlot(out_dir / "loss.png"),
         )
     except InputError:
         # rejected before any output: leave the folder as it was (no empty folder, no log)
@@ -274,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
         "outputs": [str(p) for pair in outputs for p in pair]
         + [str(p) for p in result.model_paths]
         + [str(out_dir / "loss.png")],
-        "settings": settings.as_plain() | {"seed": result.seed},
+        "settings": settings.as_plain(),
         "device": result.device,
         "seed": result.seed,
         "limit_res": result.limit_res,

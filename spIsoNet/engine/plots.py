@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from spIsoNet.io import atomic_output
@@ -39,3 +40,13 @@ def plot_losses(path: str | os.PathLike, histories: dict[str, list[float]]) -> P
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return final
+
+
+@dataclass(frozen=True)
+class LossPlot:
+    """Loss-figure callback for :func:`spIsoNet.engine.correct_maps` (picklable)."""
+
+    path: Path
+
+    def __call__(self, histories: dict[str, list[float]]) -> Path:
+        return plot_losses(self.path, histories)

@@ -160,7 +160,3 @@ def receptive_radius(config: UNetConfig) -> int:
     radius += 2 * 2**config.depth  # bottleneck (2 convs)
     return radius
 
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
