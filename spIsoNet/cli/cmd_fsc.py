@@ -52,24 +52,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plot(curves: dict[str, np.ndarray], n: int, apix: float, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from spIsoNet.fsc3d.plots import add_resolution_axis, draw_thresholds, new_figure
     from spIsoNet.io import atomic_output
 
     frequency = np.arange(n // 2 + 1) / (n * apix)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fmax = float(frequency[-1])
+    labels = {
+        "unmasked": "unmasked",
+        "masked": "masked",
+        "corrected": "masked, phase-randomisation corrected",
+    }
+    fig = new_figure((6.5, 4.5))
+    ax = fig.add_subplot()
     for name, curve in curves.items():
-        ax.plot(frequency, curve, label=name)
-    for threshold in (0.143, 0.5):
-        ax.axhline(threshold, color="grey", lw=0.6, ls="--")
+        ax.plot(frequency, curve, label=labels.get(name, name))
+    draw_thresholds(ax, fmax)
+    ax.set_xlim(0, fmax)
     ax.set_xlabel("spatial frequency (1/Å)")
     ax.set_ylabel("FSC")
     ax.set_ylim(-0.1, 1.05)
-    ax.legend()
+    add_resolution_axis(ax, fmax)
+    ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
