@@ -180,12 +180,9 @@ def first_crossings(curves: np.ndarray, threshold: float, min_shell: int = 5) ->
     np.ndarray
         float64 [d]: crossing shell, linearly interpolated; the last shell when never crossed.
     """
-    from spIsoNet.fsc3d.report import crossing_shells
+    from spIsoNet.fsc3d import first_crossings as find
 
-    curves = np.asarray(curves, dtype=np.float64)
-    shells, _ = crossing_shells(curves, threshold, min_shell=min_shell)
-    # a crossing at the first searched shell is reported there, not interpolated below it
-    return np.maximum(shells, float(min_shell))
+    return find(curves, threshold, min_shell=min_shell, clip_to_min_shell=True).shell
 
 
 def truth_metrics(
@@ -260,17 +257,14 @@ def truth_metrics(
 def _sphericity(volume, truth, voxel_size, mask) -> float | None:
     from spIsoNet.fsc3d import anisotropy_summary
 
-    summary = anisotropy_summary(volume, truth, voxel_size, mask=mask)
-    value = summary.get("sphericity")
-    return None if value is None else float(value)
+    return float(anisotropy_summary(volume, truth, voxel_size, mask=mask).sphericity)
 
 
 def half_map_summary(half1, half2, voxel_size, mask) -> dict:
     """The user's view without a truth: anisotropy of the half-map pair (0.143 criterion)."""
     from spIsoNet.fsc3d import anisotropy_summary
 
-    summary = anisotropy_summary(half1, half2, voxel_size, mask=mask)
-    return {k: _jsonable(v) for k, v in summary.items()}
+    return _jsonable(anisotropy_summary(half1, half2, voxel_size, mask=mask).to_json())
 
 
 def _jsonable(value):

@@ -1,20 +1,25 @@
-"""Anisotropy metrics and the fsc3d report (JSON dictionary, text summary, 3DFSC-style plot).
+"""Anisotropy metrics of a map pair and the fsc3d report (JSON dictionary, text summary).
 
-Metrics (metrics.md §1–5): global FSC resolution at 0.143 and 0.5; directional resolution at
-0.143 for Fibonacci axes (min / max / mean / σ, best and worst axis, anisotropy ratio
-worst/best); sphericity of the 0.143 surface of the FSC3D volume; cFAR (SIMPLE-style).
+Metrics (docs/metrics.md §1–5): global FSC resolution at 0.143 and 0.5; directional resolution at
+0.143 for Fibonacci axes (best / worst / mean / σ, best and worst axis, anisotropy ratio
+worst/best); sphericity of the 0.143 surface of the FSC3D volume; cFAR (SIMPLE-style). The record
+they fill is :class:`spIsoNet.fsc3d.metrics.AnisotropyMetrics`; the figure is drawn by
+:mod:`spIsoNet.fsc3d.plots`.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from spIsoNet.fourier import masked_fsc_corrected, resolution_at, rfft3
 from spIsoNet.fsc3d.conical import ConicalFSC, FSC3DResult
+from spIsoNet.fsc3d.crossings import first_crossings
 from spIsoNet.fsc3d.directions import fibonacci_axes
+from spIsoNet.fsc3d.metrics import AnisotropyMetrics
 from spIsoNet.fsc3d.sphericity import sphericity
 from spIsoNet.log import get_logger
 
@@ -25,8 +30,6 @@ __all__ = [
     "anisotropy_summary",
     "build_report",
     "directional_statistics",
-    "crossing_shells",
-    "first_crossings",
     "format_summary",
     "min_reliable_shell",
 ]
@@ -41,65 +44,6 @@ def min_reliable_shell(cone_angle: float) -> int:
     """First shell whose double cone holds ≥ :data:`CFAR_MIN_VOXELS` voxels (expected)."""
     solid = 4.0 * math.pi * (1.0 - math.cos(math.radians(cone_angle)))
     return max(1, math.ceil(math.sqrt(CFAR_MIN_VOXELS / solid)))
-
-
-def crossing_shells(
-    curves: np.ndarray, threshold: float = 0.143, *, min_shell: int = 1
-) -> tuple[np.ndarray, np.ndarray]:
-    """First crossing below ``threshold`` of every row of ``curves [d, shells]``, in shells.
-
-    Shells below ``min_shell`` are not searched for a crossing: a cone there holds only a few
-    voxels, so one unlucky coefficient would set the resolution of that axis (as SIMPLE skips
-    sparse bins).
-
-    Returns
-    -------
-    shells : numpy.ndarray
-        float64 ``[d]`` fractional crossing shell, linearly interpolated (last shell when never
-        crossed).
-    crossed : numpy.ndarray
-        bool ``[d]``.
-    """
-    curves = np.atleast_2d(curves)
-    below = curves[:, 1:] < threshold
-    below[:, : max(0, min_shell - 1)] = False
-    crossed = below.any(axis=1)
-    index = np.argmax(below, axis=1) + 1  # first shell below threshold
-    rows = np.arange(len(curves))
-    upper = curves[rows, index - 1]
-    lower = curves[rows, index]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shell = (index - 1) + (upper - threshold) / (upper - lower)
-    # below already at shell 1, or at a shell before min_shell: no interpolation
-    shell = np.where(index == 1, 1.0, shell)
-    shell = np.where(upper < threshold, np.maximum(index - 1, 1).astype(np.float64), shell)
-    last = curves.shape[1] - 1
-    return np.where(crossed, shell, float(last)), crossed
-
-
-def first_crossings(
-    curves: np.ndarray,
-    box: int,
-    voxel_size: float,
-    threshold: float = 0.143,
-    *,
-    min_shell: int = 1,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Vectorised :func:`spIsoNet.fourier.resolution_at` over rows of ``curves [d, shells]``.
-
-    As :func:`crossing_shells`, with the resolution in Å added.
-
-    Returns
-    -------
-    shells : numpy.ndarray
-        float64 ``[d]`` fractional crossing shell (last shell when never crossed).
-    resolution : numpy.ndarray
-        float64 ``[d]`` Å.
-    crossed : numpy.ndarray
-        bool ``[d]``.
-    """
-    shell, crossed = crossing_shells(curves, threshold, min_shell=min_shell)
-    return shell, box * voxel_size / shell, crossed
 
 
 def _cfar(curves: np.ndarray, cone_angle: float, threshold: float = 0.143) -> float:
@@ -138,14 +82,12 @@ def directional_statistics(
     """
     axes = fibonacci_axes(n_directions)
     curves = engine.directional(axes, cone_angle)
-    _, resolution, crossed = first_crossings(
-        curves, engine.n, voxel_size, 0.143, min_shell=min_reliable_shell(cone_angle)
-    )
+    crossings = first_crossings(curves, 0.143, min_shell=min_reliable_shell(cone_angle))
     return {
         "axes": axes,
         "curves": curves,
-        "resolution": resolution,
-        "crossed": crossed,
+        "resolution": crossings.resolution(engine.n, voxel_size),
+        "crossed": crossings.crossed,
         "cfar": _cfar(curves, cone_angle),
     }
 
@@ -156,29 +98,29 @@ def _summary_from(
     directional: dict,
     sphericity_value: float,
     cone_angle: float,
-) -> dict:
+) -> AnisotropyMetrics:
     n = engine.n
     res = directional["resolution"]
     best, worst = int(np.argmin(res)), int(np.argmax(res))
     g143 = resolution_at(engine.global_fsc, n, voxel_size, 0.143)
     g05 = resolution_at(engine.global_fsc, n, voxel_size, 0.5)
-    return {
-        "global_res_0143": float(g143.angstrom),
-        "global_res_05": float(g05.angstrom),
-        "sphericity": float(sphericity_value),
-        "dir_res_min": float(res.min()),
-        "dir_res_max": float(res.max()),
-        "dir_res_mean": float(res.mean()),
-        "dir_res_std": float(res.std()),
-        "best_direction": [float(v) for v in directional["axes"][best]],
-        "worst_direction": [float(v) for v in directional["axes"][worst]],
-        "cfar": float(directional["cfar"]),
-        "anisotropy_ratio": float(res.max() / res.min()),
-        "dir_not_crossed": int(np.count_nonzero(~directional["crossed"])),
-        "global_crossed_0143": bool(g143.crossed),
-        "cone_angle": float(cone_angle),
-        "n_directions": int(len(res)),
-    }
+    return AnisotropyMetrics(
+        global_res_0143=float(g143.angstrom),
+        global_res_05=float(g05.angstrom),
+        sphericity=float(sphericity_value),
+        dir_res_best=float(res.min()),
+        dir_res_worst=float(res.max()),
+        dir_res_mean=float(res.mean()),
+        dir_res_std=float(res.std()),
+        best_direction=tuple(float(v) for v in directional["axes"][best]),
+        worst_direction=tuple(float(v) for v in directional["axes"][worst]),
+        cfar=float(directional["cfar"]),
+        anisotropy_ratio=float(res.max() / res.min()),
+        dir_not_crossed=int(np.count_nonzero(~directional["crossed"])),
+        global_crossed_0143=bool(g143.crossed),
+        cone_angle=float(cone_angle),
+        n_directions=int(len(res)),
+    )
 
 
 def anisotropy_summary(
@@ -189,7 +131,7 @@ def anisotropy_summary(
     mask: np.ndarray | None = None,
     cone_angle: float = 20.0,
     n_directions: int = DEFAULT_N_DIRECTIONS,
-) -> dict:
+) -> AnisotropyMetrics:
     """Anisotropy metrics of two maps (half-maps, or a map against the truth/a reference).
 
     One pair of FFTs; conical sums shared by the directional curves and the sphericity volume.
@@ -210,12 +152,10 @@ def anisotropy_summary(
 
     Returns
     -------
-    dict
-        ``global_res_0143``, ``global_res_05`` (Å), ``sphericity``, ``dir_res_min``,
-        ``dir_res_max``, ``dir_res_mean``, ``dir_res_std`` (Å), ``best_direction``,
-        ``worst_direction`` (unit axes ``[z, y, x]``), ``cfar``, plus ``anisotropy_ratio``
-        (worst/best), ``dir_not_crossed``, ``global_crossed_0143``, ``cone_angle``,
-        ``n_directions``.
+    AnisotropyMetrics
+        Global resolution at 0.143 and 0.5 (Å), sphericity, best / worst / mean / σ directional
+        resolution (Å) and their axes, cFAR, anisotropy ratio, ...; ``.to_json()`` gives the
+        dict the JSON reports store.
     """
     engine = ConicalFSC(map1, map2, mask=mask)
     directional = directional_statistics(
@@ -328,16 +268,19 @@ def build_report(
 
     # the headline global resolution: masked and corrected when a mask is given, else unmasked
     headline = global_part["masked_corrected" if mask is not None else "unmasked"]
-    summary["global_res_0143"] = headline["res_0143"]
-    summary["global_res_05"] = headline["res_05"]
-    summary["global_crossed_0143"] = headline["crossed_0143"]
+    summary = replace(
+        summary,
+        global_res_0143=headline["res_0143"],
+        global_res_05=headline["res_05"],
+        global_crossed_0143=headline["crossed_0143"],
+    )
     dir_curves = directional["curves"]
     curves["directional_mean"] = dir_curves.mean(axis=0).tolist()
     curves["directional_std"] = dir_curves.std(axis=0).tolist()
     curves["fsc_fsc3d_input"] = fsc3d_input_fsc.tolist()
-    if summary["dir_not_crossed"]:
+    if summary.dir_not_crossed:
         warnings.append(
-            f"{summary['dir_not_crossed']} directional FSCs never fall below 0.143 "
+            f"{summary.dir_not_crossed} directional FSCs never fall below 0.143 "
             "(their resolution is set to Nyquist)"
         )
     report = {
@@ -354,22 +297,22 @@ def build_report(
         "global_fsc": global_part,
         "directional": {
             "cone_angle": float(report_cone_angle),
-            "n_directions": int(summary["n_directions"]),
+            "n_directions": int(summary.n_directions),
             "threshold": 0.143,
-            "res_min": summary["dir_res_min"],
-            "res_max": summary["dir_res_max"],
-            "res_mean": summary["dir_res_mean"],
-            "res_std": summary["dir_res_std"],
-            "best_direction_zyx": summary["best_direction"],
-            "worst_direction_zyx": summary["worst_direction"],
-            "anisotropy_ratio": summary["anisotropy_ratio"],
-            "not_crossed": summary["dir_not_crossed"],
+            "res_min": summary.dir_res_best,
+            "res_max": summary.dir_res_worst,
+            "res_mean": summary.dir_res_mean,
+            "res_std": summary.dir_res_std,
+            "best_direction_zyx": list(summary.best_direction),
+            "worst_direction_zyx": list(summary.worst_direction),
+            "anisotropy_ratio": summary.anisotropy_ratio,
+            "not_crossed": summary.dir_not_crossed,
             "resolutions": directional["resolution"].tolist(),
             "directions_zyx": directional["axes"].tolist(),
         },
-        "sphericity": {"value": summary["sphericity"], "threshold": 0.143},
-        "cfar_simple_style": {"value": summary["cfar"], "threshold": 0.143, "pass_above": 0.5},
-        "summary": {k: summary[k] for k in summary},
+        "sphericity": {"value": summary.sphericity, "threshold": 0.143},
+        "cfar_simple_style": {"value": summary.cfar, "threshold": 0.143, "pass_above": 0.5},
+        "summary": summary.to_json(),
         "curves": curves,
         "warnings": warnings,
     }

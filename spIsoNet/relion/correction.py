@@ -50,37 +50,6 @@ def soft_sphere(n: int, radius: float, edge: float = 5.0) -> np.ndarray:
     return (0.5 + 0.5 * np.cos(np.pi * phase)).astype(np.float32)
 
 
-def summarise(maps: list[np.ndarray], voxel_size: float, mask: np.ndarray | None) -> dict | None:
-    """Anisotropy metrics of a map pair (None unless exactly two maps are given)."""
-    if len(maps) != 2:
-        return None
-    from spIsoNet.fsc3d import anisotropy_summary
-
-    return anisotropy_summary(maps[0], maps[1], voxel_size, mask=mask)
-
-
-def format_metrics(metrics: dict | None) -> str:
-    """One-line summary of :func:`summarise`'s dict."""
-    if not metrics:
-        return "n/a"
-    parts = []
-    labels = (
-        ("global_res_0143", "FSC0.143 %.2f Å"),
-        ("global_res_05", "FSC0.5 %.2f Å"),
-        ("sphericity", "sphericity %.3f"),
-        ("dir_res_min", "best dir. %.2f Å"),
-        ("dir_res_max", "worst dir. %.2f Å"),
-    )
-    for key, fmt in labels:
-        value = metrics.get(key)
-        if value is not None:
-            try:
-                parts.append(fmt % float(value))
-            except (TypeError, ValueError):
-                continue
-    return ", ".join(parts) or "n/a"
-
-
 def prepare_map(
     volume: np.ndarray,
     voxel_size: float,

@@ -41,7 +41,7 @@ from spIsoNet.io import read_map, read_mask, write_map, write_text_atomic
 from spIsoNet.log import LOGGER_NAME
 
 from .call import ROLE_HALF, ROLE_OTHER, CallName, ExternalStar, parse_root, read_external_star
-from .correction import format_metrics, soft_sphere, summarise
+from .correction import soft_sphere
 from .metadata import IterationMetadata, read_iteration_metadata
 from .reconstruction import reconstruct
 from .settings import PluginSettings, SettingsError, read_settings
@@ -377,10 +377,13 @@ def correct_joint(job: _Job, rdv: Rendezvous) -> str:
         outcome, mask = job.run_correction(maps)
         job.timings.update(outcome.timings)
         t = time.perf_counter()
-        before = summarise(maps, job.apix, mask)
-        after = summarise(outcome.corrected, job.apix, mask)
-        log.info("before: %s", format_metrics(before))
-        log.info("after (halves trained together, FSC optimistic): %s", format_metrics(after))
+        from spIsoNet.fsc3d import anisotropy_summary, format_metrics
+
+        before = anisotropy_summary(maps[0], maps[1], job.apix, mask=mask)
+        after = anisotropy_summary(*outcome.corrected, job.apix, mask=mask)
+        log.info("metrics before: input halves; after (halves trained together, FSC optimistic)")
+        for line in format_metrics({"before": before, "after": after}):
+            log.info("%s", line)
         job.timings["metrics"] = time.perf_counter() - t
         fsc_after = None
         if job.settings.fsc_feedback:
