@@ -159,4 +159,3 @@ def receptive_radius(config: UNetConfig) -> int:
         radius += 2 * step  # strided 2³ conv down + transposed conv up
     radius += 2 * 2**config.depth  # bottleneck (2 convs)
     return radius
-
