@@ -79,3 +79,13 @@ def test_from_mapping_keeps_defaults_for_none_and_rejects_unknown_fields():
     assert t.epochs == 2 and s.epochs == 30 and t.cube_size == 32
     assert s.as_plain()["cube_size"] == 32
     assert EngineSettings(gpu_ids=[0, 1]).as_plain()["gpu_ids"] == "[0, 1]"
+
+
+def test_settings_import_without_torch():
+    """The RELION plugin's plain path and the CLI's checks build settings without torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, spIsoNet.engine.settings; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
