@@ -1,13 +1,21 @@
-"""Choosing the compute devices once, from the settings and the environment (the engine's edge)."""
+"""Choosing the compute devices once, from the settings and the environment (the engine's edge).
+
+The home of two policies: which devices a run uses (:func:`plan_devices`) and how many CPU
+threads it may start (:func:`cpu_threads`: ``--ncpus``, else ``OMP_NUM_THREADS``, never more than
+the cores of this process's affinity mask). torch is imported only where it is used, so
+:func:`cpu_threads` and :func:`launcher_env` are cheap to call from edges that do not train.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import torch
-
 from spIsoNet.errors import InputError
+from spIsoNet.log import get_logger
+
+log = get_logger("engine")
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,10 @@ class DevicePlan:
     threads: int = 1
 
     def describe(self) -> str:
+        """``cuda:0 (name), ...`` or ``cpu (p process(es) × t thread(s))``."""
         if self.kind == "cuda":
+            import torch
+
             names = [
                 f"cuda:{i} ({torch.cuda.get_device_name(i)})"
                 if torch.cuda.is_available()
@@ -71,24 +82,32 @@ def plan_devices(
     gpu_ids=None,
     ncpus: int | None = None,
     cpu_processes: int = 1,
+    environ: Mapping[str, str] | None = None,
+    launched: int = 1,
 ) -> DevicePlan:
     """Resolve ``device`` (``auto|cpu|cuda``), ``gpu_ids`` and ``ncpus`` into a :class:`DevicePlan`.
+
+    GPUs requested (``gpu_ids``) on a machine without one, or with ``device="cpu"``: a warning,
+    and the run uses the CPU. Threads: :func:`cpu_threads` (``environ`` for
+    ``OMP_NUM_THREADS``, default ``os.environ``), logged, shared by the ``cpu_processes``
+    processes, or by the ``launched`` processes that a launcher (torchrun) started on this node.
 
     Raises
     ------
     InputError
         ``cuda`` requested but unavailable, or a GPU number that does not exist.
     """
+    import torch
+
     device = (device or "auto").lower()
     if device not in ("auto", "cpu", "cuda"):
         raise InputError(f"--device must be auto, cpu or cuda, got {device!r}")
     ids = parse_gpu_ids(gpu_ids)
     available = torch.cuda.device_count() if torch.cuda.is_available() else 0
     use_cuda = device == "cuda" or (device == "auto" and available > 0)
-    cores = os.cpu_count() or 1
     if ncpus is not None and ncpus < 1:
         raise InputError(f"--ncpus must be >= 1, got {ncpus}")
-    threads_total = min(ncpus, cores) if ncpus else cores
+    threads_total, reason = _thread_choice(ncpus, os.environ if environ is None else environ)
     if use_cuda:
         if available == 0:
             raise InputError("--device cuda: no CUDA GPU is available (use --device cpu)")
@@ -99,8 +118,54 @@ def plan_devices(
                 f"--gpuID: GPU {missing[0]} does not exist ({available} visible GPU(s))"
             )
         return DevicePlan("cuda", tuple(ids), len(ids), max(1, threads_total // len(ids)))
+    if ids is not None:
+        why = "--device cpu" if device == "cpu" else "no CUDA GPU is available"
+        log.warning("--gpuID %s ignored: %s; running on the CPU", gpu_ids, why)
     n_procs = max(1, int(cpu_processes))
-    return DevicePlan("cpu", (), n_procs, max(1, threads_total // n_procs))
+    log.info("CPU threads: %d (%s)", threads_total, reason)
+    share = n_procs * max(1, int(launched))
+    return DevicePlan("cpu", (), n_procs, max(1, threads_total // share))
+
+
+def cpu_threads(ncpus: int | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """CPU threads a run may use (all its processes together).
+
+    Parameters
+    ----------
+    ncpus
+        Requested threads (``--ncpus``, ``ISONET_NCPUS``); None: ``OMP_NUM_THREADS`` if set, else
+        every core this process may run on.
+    environ
+        Environment to read ``OMP_NUM_THREADS`` from (default ``os.environ``).
+
+    Returns
+    -------
+    int
+        At least 1 and never more than the cores of the affinity mask
+        (:func:`spIsoNet.fourier.available_cores`; ``os.cpu_count()`` counts the whole machine).
+    """
+    return _thread_choice(ncpus, os.environ if environ is None else environ)[0]
+
+
+def _thread_choice(ncpus: int | None, environ: Mapping[str, str]) -> tuple[int, str]:
+    from spIsoNet.fourier import available_cores
+
+    cores = available_cores()
+    if ncpus:
+        n = max(1, min(int(ncpus), cores))
+        capped = f", capped to the {cores} available" if n < ncpus else ""
+        return n, f"--ncpus {ncpus}{capped}"
+    text = str(environ.get("OMP_NUM_THREADS", "")).split(",")[0].strip()
+    if text:
+        try:
+            omp = int(text)
+        except ValueError:
+            omp = 0
+        if omp > 0:
+            n = min(omp, cores)
+            capped = f", capped to the {cores} available" if n < omp else ""
+            return n, f"OMP_NUM_THREADS={omp}{capped}"
+    return cores, f"the {cores} core(s) this process may run on"
 
 
 @dataclass(frozen=True)

@@ -175,12 +175,13 @@ def correct_maps(
         mask, reference = _float32(mask), _float32(reference)
         fsc3d_volume = _float32(fsc3d_volume)
         devices = plan_devices(
-            settings.device, settings.gpu_ids, settings.ncpus, settings.cpu_processes
+            settings.device,
+            settings.gpu_ids,
+            settings.ncpus,
+            settings.cpu_processes,
+            launched=launch.local_world_size if launch else 1,
         )
         world = launch.world_size if launch else devices.n_procs
-        if launch is not None and devices.kind == "cpu":
-            # several launched processes share this node's cores
-            devices = replace(devices, threads=max(1, devices.threads // launch.local_world_size))
         check_inputs(
             half1,
             half2,
