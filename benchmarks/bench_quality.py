@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -26,7 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from spIsoNet.demo import default_settings, run_demo  # noqa: E402
+from spIsoNet.io.jsonio import write_json  # noqa: E402
 from spIsoNet.log import setup_logging  # noqa: E402
+from spIsoNet.timing import stage_timer  # noqa: E402
 
 
 def _machine() -> str:
@@ -65,14 +66,14 @@ def main(argv: list[str] | None = None) -> int:
             fraction_preferred=0.0 if case == "isotropic" else None,
             device=args.device,
         )
-        started = time.perf_counter()
-        report = run_demo(out / case, settings, show_progress=False)
-        wall = time.perf_counter() - started
+        wall: dict[str, float] = {}
+        with stage_timer(wall, case):
+            report = run_demo(out / case, settings, show_progress=False)
         results["cases"][case] = {
             "before": report["before"],
             "after": report["after"],
             "improvement": report["improvement"],
-            "wall_seconds": round(wall, 1),
+            "wall_seconds": round(wall[case], 1),
             "engine_timings": report["engine"]["timings"],
             "settings": report["demo_settings"],
         }
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{100 * r['improvement']['worst_direction_gain']:>10.1f}%{r['wall_seconds']:>7.0f}s"
         )
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_quality.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_json(out / "bench_quality.json", results)
     return 0
 
 

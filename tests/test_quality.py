@@ -17,7 +17,7 @@ from spIsoNet.simulate import OrientationModel, SimulationSettings, simulate_cas
 
 
 def _correct_and_measure(sim: SimulationSettings, tmp_path, n_directions: int, **engine):
-    from spIsoNet.engine.pipeline import EngineSettings, correct_maps
+    from spIsoNet.engine import EngineSettings, correct_maps
     from spIsoNet.fourier import fsc_curve, resolution_at
     from spIsoNet.fsc3d import compute_fsc3d
 

@@ -108,7 +108,12 @@ ANISOTROPY_ROWS: tuple[tuple[str, str, str], ...] = (
 
 
 def _cell(record: object | None, attribute: str, fmt: str) -> tuple[str, float | None]:
-    value = None if record is None else getattr(record, attribute, None)
+    if record is None:
+        return "-", None
+    if isinstance(record, Mapping):
+        value = record.get(attribute)
+    else:
+        value = getattr(record, attribute, None)
     if value is None or not math.isfinite(float(value)):
         return "n/a", None
     return fmt.format(float(value)), float(value)
@@ -125,8 +130,9 @@ def format_metrics(
     Parameters
     ----------
     columns : mapping
-        Column title → record (an :class:`AnisotropyMetrics`, or any object with the attributes
-        named in ``rows``; None shows as n/a), e.g. ``{"input": before, "corrected": after}``.
+        Column title → record (an :class:`AnisotropyMetrics`, any object with the attributes
+        named in ``rows``, or a mapping with those keys; a None record shows as "-", missing or
+        non-finite values as n/a), e.g. ``{"input": before, "corrected": after}``.
     rows : sequence of (label, attribute, format)
         What to show (default :data:`ANISOTROPY_ROWS`).
     label_width : int

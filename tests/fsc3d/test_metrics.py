@@ -39,6 +39,6 @@ def test_table_has_one_row_per_metric_and_the_change():
 def test_table_shows_missing_and_non_finite_values_as_na():
     lines = format_metrics({"before": record(sphericity=math.nan), "after": None})
     sphericity = next(line for line in lines if line.startswith("sphericity"))
-    assert sphericity.split()[1:] == ["n/a", "n/a"]
+    assert sphericity.split()[1:] == ["n/a", "-"]  # not finite; not computed
     single = format_metrics({"only": record()})
     assert "change" not in single[0] and all("%" not in line for line in single)
