@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +141,50 @@ def test_help_lists_commands_with_units():
     )
     assert proc.returncode == 0
     assert "(Å)" in proc.stdout and "default: 3.0" in proc.stdout
+
+
+def test_environment_failures_are_one_line(tmp_path, maps, capsys, monkeypatch):
+    out = tmp_path / "low.mrc"
+
+    def read_only(src, dst):
+        raise OSError(errno.EROFS, "Read-only file system", str(src))
+
+    monkeypatch.setattr(os, "replace", read_only)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["lowpass", maps["h1"], str(out), "8"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"spisonet.py lowpass: error: {out}: read-only file system", err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_fsc_outputs_as_a_set_and_folder_checks(tmp_path, maps, capsys, monkeypatch):
+    import spIsoNet.cli.cmd_fsc as cmd_fsc
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cmd_fsc, "_plot", disk_full)
+    json_path, png_path = tmp_path / "f.json", tmp_path / "f.png"
+    args = ["fsc", maps["h1"], maps["h2"], "--json", str(json_path), "--plot", str(png_path)]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"spisonet.py fsc: error: {png_path}: no space left on the device (disk full)"]
+    assert not json_path.exists() and not png_path.exists()
+    assert not list(tmp_path.glob(".*tmp"))
+    blocker = tmp_path / "plots"
+    blocker.write_text("")
+    assert main(["fsc", maps["h1"], maps["h2"], "--plot", str(blocker / "f.png")]) == 2
+    assert "plots is a file, not a folder" in capsys.readouterr().err
+
+
+def test_fsc_rejects_an_all_zero_half_map(tmp_path, maps, capsys):
+    zero = write_map(tmp_path / "zero.mrc", np.zeros((32, 32, 32)), 1.5)
+    assert main(["fsc", maps["h1"], str(zero)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "zero.mrc" in err and "constant (all zeros)" in err and len(err.splitlines()) == 1
+
+
+def test_fsc_plot_with_mask_is_a_png(tmp_path, maps):
+    png = tmp_path / "f.png"
+    assert main(["fsc", maps["h1"], maps["h2"], "--mask", maps["mask"], "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

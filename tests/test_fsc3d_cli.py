@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -280,3 +282,153 @@ def test_launcher_subprocess_published_command(tmp_path, inputs):
     assert (tmp_path / "FSC3D.mrc").is_file()
     assert (tmp_path / "FSC3D_report.json").is_file()
     assert "Directional resolution" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# environment failures: one line, non-zero exit, nothing (half-)written, inputs untouched
+
+
+def _leftovers(folder: Path, inputs: dict) -> list[str]:
+    """Files in ``folder`` other than the inputs (outputs, temporaries)."""
+    names = {Path(p).name for p in inputs.values()}
+    return sorted(p.name for p in folder.iterdir() if p.name not in names)
+
+
+def _fail_replace(code: int):
+    real = os.replace
+
+    def replace(src, dst, *a, **k):
+        if str(dst).endswith(("FSC3D.mrc", ".json", ".png")):
+            raise OSError(code, os.strerror(code), str(src))
+        return real(src, dst, *a, **k)
+
+    return replace
+
+
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("read_only", "read-only file system"),
+        ("disk_full_png", "no space left"),
+        ("disk_full_map", "no space left"),
+        ("permission", "permission denied"),
+        ("memory", "out of memory"),
+    ],
+)
+def test_environment_failures_one_line_nothing_left(
+    tmp_path, inputs, capsys, monkeypatch, case, words
+):
+    import spIsoNet.fsc3d.conical as conical
+    import spIsoNet.fsc3d.plots as plots
+    import spIsoNet.io.atomic as atomic
+
+    out = tmp_path / "FSC3D.mrc"
+    named = out.name
+    if case == "read_only":  # the renames at the end fail as on a read-only mount
+        monkeypatch.setattr(os, "replace", _fail_replace(errno.EROFS))
+    elif case == "disk_full_png":  # the last output of the set fails: the first two must go too
+
+        def full(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(plots, "plot_report", full)
+        named = "FSC3D_report.png"
+    elif case == "disk_full_map":
+        real_new = mrcfile.new
+
+        def new(path, *args, **kwargs):
+            handle = real_new(path, *args, **kwargs)
+            handle.close()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(mrcfile, "new", new)
+    elif case == "permission":
+
+        def mkstemp(prefix="", suffix="", dir=None):
+            raise PermissionError(errno.EACCES, "Permission denied", f"{dir}/{prefix}x{suffix}")
+
+        monkeypatch.setattr(atomic.tempfile, "mkstemp", mkstemp)
+    elif case == "memory":
+
+        def no_memory(*args, **kwargs):
+            raise MemoryError
+
+        monkeypatch.setattr(conical.ConicalFSC, "__init__", no_memory)
+        named = None
+    before = {k: Path(v).read_bytes() for k, v in inputs.items()}
+    code = main(["fsc3d", inputs["h1"], inputs["h2"], inputs["mask"], "-o", str(out)])
+    assert code == 1
+    line = _one_error_line(capsys)
+    assert words in line, line
+    if named is not None:
+        assert named in line and ".tmp" not in line, line
+    assert {k: Path(v).read_bytes() for k, v in inputs.items()} == before
+    assert _leftovers(tmp_path, inputs) == []
+
+
+def test_failure_keeps_the_previous_run_outputs(tmp_path, inputs, capsys, monkeypatch):
+    out = tmp_path / "FSC3D.mrc"
+    assert main(["fsc3d", inputs["h1"], inputs["h2"], inputs["mask"], "-o", str(out)]) == 0
+    names = ("FSC3D.mrc", "FSC3D_report.json", "FSC3D_report.png")
+    previous = {name: (tmp_path / name).read_bytes() for name in names}
+    capsys.readouterr()
+    monkeypatch.setattr(os, "replace", _fail_replace(errno.ENOSPC))
+    assert main(["fsc3d", inputs["h1"], inputs["h2"], "-o", str(out)]) == 1
+    _one_error_line(capsys)
+    assert {name: (tmp_path / name).read_bytes() for name in names} == previous
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_output_folder_is_a_file(tmp_path, inputs, capsys):
+    blocker = tmp_path / "results"
+    blocker.write_text("a file, not a folder\n")
+    code = main(["fsc3d", inputs["h1"], inputs["h2"], "-o", str(blocker / "FSC3D.mrc")])
+    assert code == 2
+    line = _one_error_line(capsys)
+    assert "results is a file, not a folder" in line, line
+    assert blocker.read_text() == "a file, not a folder\n"
+
+
+@pytest.mark.parametrize("value", [0.0, 3.5])
+def test_constant_half_map_is_rejected(tmp_path, inputs, capsys, value):
+    flat = _write(tmp_path / "flat.mrc", np.full((N, N, N), value))
+    code = main(["fsc3d", inputs["h1"], flat, inputs["mask"], "-o", str(tmp_path / "out.mrc")])
+    assert code == 2
+    line = _one_error_line(capsys)
+    assert "flat.mrc" in line and "constant" in line, line
+    assert not (tmp_path / "out.mrc").exists()
+
+
+def test_help_answers_without_torch_and_states_one_default():
+    code = (
+        "import sys; from spIsoNet.cli.main import main\n"
+        "for cmd in ([], ['fsc3d'], ['fsc'], ['lowpass'], ['whitening'], ['combine_map']):\n"
+        "    try:\n"
+        "        main([*cmd, '-h'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported for -h'\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported for -h'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "(default: None)" not in text
+    for line in text.split("\n  -"):
+        assert line.count("default") <= 1, line
+    assert "default: FSC3D.mrc" in text and "default: all cores available" in text
+
+
+def test_fsc3d_command_does_not_import_torch(tmp_path, inputs):
+    code = (
+        "import sys; from spIsoNet.cli.main import main\n"
+        f"assert main(['fsc3d', {inputs['h1']!r}, {inputs['h2']!r}, {inputs['mask']!r}, "
+        f"'-o', {str(tmp_path / 'F.mrc')!r}]) == 0\n"
+        "assert 'torch' not in sys.modules, 'torch imported by fsc3d'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr

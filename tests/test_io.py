@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 import mrcfile
 import numpy as np
 import pytest
 
+from spIsoNet.cli.main import describe_failure
 from spIsoNet.errors import InputError
 from spIsoNet.io import (
+    MapData,
     atomic_output,
     check_same_grid,
     key_values,
     read_map,
     read_mask,
     read_star,
+    require_contrast,
     write_map,
 )
+from spIsoNet.io.atomic import output_set
 
 
 def _write_raw(path, data, voxel_size=1.5):
@@ -135,3 +140,62 @@ def test_star_key_values_and_malformed(tmp_path):
     bad.write_bytes(b"\x00\x01 not a star file \xff")
     with pytest.raises(InputError, match="bad.star"):
         read_star(bad)
+
+
+def test_output_set_commits_all_or_nothing(tmp_path):
+    first, second = tmp_path / "a.mrc", tmp_path / "a_report.json"
+    first.write_text("old a")
+    with pytest.raises(OSError), output_set() as outputs:
+        write_map(first, np.ones((4, 4, 4)), 1.0, outputs=outputs)
+        assert first.read_text() == "old a"  # not renamed before the set is complete
+        with outputs.stage(second) as tmp:
+            tmp.write_text("{}")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mrc"]
+    assert first.read_text() == "old a"
+    with output_set() as outputs:
+        write_map(first, np.ones((4, 4, 4)), 1.0, outputs=outputs)
+        with outputs.stage(second) as tmp:
+            tmp.write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mrc", "a_report.json"]
+    assert read_map(first).data.shape == (4, 4, 4)
+    assert oct(first.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_write_errors_name_the_output_not_the_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "out.mrc"
+
+    def read_only(src, dst):
+        raise OSError(errno.EROFS, "Read-only file system", str(src))
+
+    monkeypatch.setattr(os, "replace", read_only)
+    with pytest.raises(OSError) as caught:
+        write_map(target, np.ones((4, 4, 4)), 1.0)
+    assert caught.value.errno == errno.EROFS and caught.value.filename == str(target)
+    assert describe_failure(caught.value) == f"{target}: read-only file system"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_real_disk_full_error_is_one_line():
+    with pytest.raises(OSError) as caught, open("/dev/full", "w") as handle:
+        handle.write("x" * 100_000)
+        handle.flush()
+    assert caught.value.errno == errno.ENOSPC
+    assert describe_failure(caught.value) == "no space left on the device (disk full)"
+    assert describe_failure(MemoryError()).startswith("out of memory")
+
+
+def test_constant_maps_are_rejected():
+    good = MapData(np.arange(8, dtype=np.float32).reshape(2, 2, 2), 1.0, path="good.mrc")
+    require_contrast([good])
+    for value, words in ((0.0, "all zeros"), (2.0, "every voxel is 2")):
+        flat = MapData(np.full((2, 2, 2), value, np.float32), 1.0, path="flat.mrc")
+        with pytest.raises(InputError, match=f"flat.mrc: half-map is constant \\({words}"):
+            require_contrast([good, flat])

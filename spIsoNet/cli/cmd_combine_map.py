@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from spIsoNet import fourier
-from spIsoNet.cli.common import (
-    add_voxel_size_argument,
-    load_maps,
-    load_optional_mask,
-    output_path,
-    positive_float,
-)
-from spIsoNet.io import write_map
-from spIsoNet.log import get_logger, setup_logging
+from spIsoNet.cli.common import add_voxel_size_argument, positive_float
 
 HELP = "chimeric map: frequencies below threshold_res from low_map, beyond from high_map"
 DESCRIPTION = (
@@ -41,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spIsoNet import fourier
+    from spIsoNet.cli.common import load_maps, load_optional_mask, output_path
+    from spIsoNet.io import write_map
+    from spIsoNet.log import get_logger, setup_logging
+
     setup_logging()
     log = get_logger("combine_map")
     low, high = load_maps([args.low_map, args.high_map], args.voxel_size, what="map")

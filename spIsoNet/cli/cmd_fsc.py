@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-import numpy as np
-
-from spIsoNet import fourier
-from spIsoNet.cli.common import add_voxel_size_argument, load_maps, load_optional_mask
-from spIsoNet.io import write_text_atomic
+from spIsoNet.cli.common import add_voxel_size_argument
 
 HELP = "global FSC of two half-maps (unmasked, masked and phase-randomisation corrected)"
 
@@ -24,10 +19,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from spIsoNet import fourier
+    from spIsoNet.cli.common import load_maps, load_optional_mask, output_path
+    from spIsoNet.io import output_set, require_contrast
+    from spIsoNet.io.jsonio import dumps
+
     half1, half2 = load_maps([args.half1, args.half2], args.voxel_size)
+    require_contrast([half1, half2])
     mask = load_optional_mask(args.mask, half1)
+    inputs = [args.half1, args.half2, args.mask]
+    for extra in (args.json, args.plot):
+        if extra:
+            output_path(extra, inputs)
     n, apix = half1.box, half1.voxel_size
-    curves: dict[str, np.ndarray] = {}
+    curves: dict = {}
     if mask is None:
         curves["unmasked"] = fourier.fsc_curve(half1.data, half2.data)
     else:
@@ -44,16 +51,21 @@ def run(args: argparse.Namespace) -> int:
             summary[f"{name}_res_{threshold}"] = res.angstrom
         summary[f"{name}_fsc"] = [round(float(v), 5) for v in curve]
     summary["resolution_A"] = [float(fourier.shell_to_resolution(s, n, apix)) for s in shells[1:]]
-    if args.json:
-        write_text_atomic(args.json, json.dumps(summary, indent=1))
-    if args.plot:
-        _plot(curves, n, apix, args.plot)
+    with output_set() as outputs:  # JSON and plot: both or neither
+        if args.json:
+            with outputs.stage(args.json) as tmp:
+                tmp.write_text(dumps(summary, indent=1) + "\n", encoding="utf-8")
+        if args.plot:
+            with outputs.stage(args.plot) as tmp:
+                _plot(curves, n, apix, tmp)
     return 0
 
 
-def _plot(curves: dict[str, np.ndarray], n: int, apix: float, path: str) -> None:
+def _plot(curves: dict, n: int, apix: float, path) -> None:
+    """FSC curves over spatial frequency (1/Å) with a resolution (Å) axis, PNG to ``path``."""
+    import numpy as np
+
     from spIsoNet.fsc3d.plots import add_resolution_axis, draw_thresholds, new_figure
-    from spIsoNet.io import atomic_output
 
     frequency = np.arange(n // 2 + 1) / (n * apix)
     fmax = float(frequency[-1])
@@ -74,5 +86,4 @@ def _plot(curves: dict[str, np.ndarray], n: int, apix: float, path: str) -> None
     add_resolution_axis(ax, fmax)
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+    fig.savefig(path, format="png", dpi=120)

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 from pathlib import Path
 
-import numpy as np
-
-from spIsoNet.cli.common import (
-    add_voxel_size_argument,
-    load_maps,
-    load_optional_mask,
-    output_path,
-    positive_float,
-)
+from spIsoNet.cli.common import positive_float
 from spIsoNet.errors import InputError
-from spIsoNet.io import atomic_output, write_map, write_text_atomic
-from spIsoNet.log import get_logger, setup_logging
 
 HELP = "3D FSC (FSC3D.mrc) of two half-maps, with global/directional resolution and sphericity"
 DESCRIPTION = (
@@ -47,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--limit_res",
         type=positive_float,
         default=None,
-        help="resolution (Å) beyond which the volume is 0 (None: global FSC=0.143 resolution)",
+        help="resolution (Å) beyond which the volume is 0 (default: the global FSC = 0.143 "
+        "resolution of the masked half-maps)",
     )
     parser.add_argument(
         "--cone_angle",
@@ -55,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="cone_angle",
         type=positive_float,
         default=10.0,
-        help="cone half-angle (degrees) of the FSC3D volume (published spIsoNet 10, 3DFSC 20)",
+        help="cone half-angle (degrees) of the FSC3D volume (published spIsoNet: 10, 3DFSC: 20)",
     )
     parser.add_argument(
         "--method",
@@ -65,7 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "per-voxel phase cosines over the cone (published spIsoNet)",
     )
     parser.add_argument(
-        "--ncpus", type=int, default=None, help="threads for the FFTs (None: all cores)"
+        "--ncpus",
+        type=int,
+        default=None,
+        help="threads for the FFTs (default: all cores available to this process)",
     )
     parser.add_argument(
         "--report_cone_angle",
@@ -88,6 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="published option: set the volume beyond --limit_res to 1 instead of 0 "
         "(not recommended)",
     )
+    from spIsoNet.cli.common import add_voxel_size_argument
+
     add_voxel_size_argument(parser)
 
 
@@ -99,17 +93,6 @@ def report_paths(output: Path) -> tuple[Path, Path]:
             name = name[: -len(suffix)]
     stem = Path(name).stem
     return output.with_name(f"{stem}_report.json"), output.with_name(f"{stem}_report.png")
-
-
-def _json_safe(value):
-    """NaN/inf → None (strict JSON), recursively."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -129,15 +112,23 @@ def _check_options(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from spIsoNet.cli.common import load_maps, load_optional_mask, output_path
+    from spIsoNet.fourier import available_cores
     from spIsoNet.fsc3d.conical import ConicalFSC
     from spIsoNet.fsc3d.plots import plot_report
     from spIsoNet.fsc3d.report import build_report, format_summary
+    from spIsoNet.io import output_set, require_contrast, write_map
+    from spIsoNet.io.jsonio import dumps
+    from spIsoNet.log import get_logger, setup_logging
 
     setup_logging()
     log = get_logger("fsc3d")
     _check_options(args)
     mask_path = args.mask or args.mask_pos
     half1, half2 = load_maps([args.half1, args.half2], args.voxel_size)
+    require_contrast([half1, half2])
     mask = load_optional_mask(mask_path, half1)
     out = output_path(args.output, [args.half1, args.half2, mask_path])
     json_path, png_path = report_paths(out)
@@ -158,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
             f"--limit_res {args.limit_res} Å is coarser than the box ({n * voxel:.1f} Å): "
             "no Fourier shell inside it"
         )
-    ncpus = min(args.ncpus or os.cpu_count() or 1, os.cpu_count() or 1)
+    ncpus = min(args.ncpus or available_cores(), available_cores())
     log.info(
         "half-maps %s, %s: %d³ voxels of %.4f Å; mask: %s",
         args.half1,
@@ -168,47 +159,51 @@ def run(args: argparse.Namespace) -> int:
         mask_path or "none",
     )
 
-    t0 = time.perf_counter()
-    engine = ConicalFSC(half1.data, half2.data, mask=mask, method=args.method, n_threads=ncpus)
-    result = engine.fsc3d(voxel, limit_res=args.limit_res, cone_angle=args.cone_angle)
-    seconds = time.perf_counter() - t0
-    log.info(
-        "FSC3D %d³ (%s, cone %g°) up to %.3f Å (shell %d) in %.1f s",
-        n,
-        args.method,
-        args.cone_angle,
-        result.limit_res,
-        result.limit_shell,
-        seconds,
-    )
-    volume = result.volume
-    if args.keep_highres:
-        c = n // 2
-        k = np.arange(n) - c
-        r2 = k[:, None, None] ** 2 + k[None, :, None] ** 2 + k[None, None, :] ** 2
-        volume = np.where(r2 > (result.limit_shell + 0.5) ** 2, np.float32(1.0), volume)
-    write_map(out, volume, voxel)
-    del volume  # (a copy with --keep_highres); the report reads result.volume
+    # all outputs are written as one set: renamed together at the end, removed on any failure
+    with output_set() as outputs:
+        t0 = time.perf_counter()
+        engine = ConicalFSC(half1.data, half2.data, mask=mask, method=args.method, n_threads=ncpus)
+        result = engine.fsc3d(voxel, limit_res=args.limit_res, cone_angle=args.cone_angle)
+        seconds = time.perf_counter() - t0
+        log.info(
+            "FSC3D %d³ (%s, cone %g°) up to %.3f Å (shell %d) in %.1f s",
+            n,
+            args.method,
+            args.cone_angle,
+            result.limit_res,
+            result.limit_shell,
+            seconds,
+        )
+        volume = result.volume
+        if args.keep_highres:
+            c = n // 2
+            k = np.arange(n) - c
+            r2 = k[:, None, None] ** 2 + k[None, :, None] ** 2 + k[None, None, :] ** 2
+            volume = np.where(r2 > (result.limit_shell + 0.5) ** 2, np.float32(1.0), volume)
+        write_map(out, volume, voxel, outputs=outputs)
+        del volume  # (a copy with --keep_highres); the report reads result.volume
+        if args.no_report:
+            engine.release()
+        else:
+            report, arrays = build_report(
+                engine,
+                result,
+                half1.data,
+                half2.data,
+                mask=mask,
+                report_cone_angle=args.report_cone_angle,
+                n_directions=args.n_directions,
+                inputs={"half1": args.half1, "half2": args.half2, "mask": mask_path},
+                release_engine=True,
+            )
+            report["outputs"] = {"fsc3d": str(out), "json": str(json_path), "png": str(png_path)}
+            report["timings"]["fsc3d_seconds"] = round(seconds, 3)
+            with outputs.stage(json_path) as tmp:
+                tmp.write_text(dumps(report, indent=1) + "\n", encoding="utf-8")
+            with outputs.stage(png_path) as tmp:
+                plot_report(report, arrays, tmp)
     log.info("wrote %s", out)
-    if args.no_report:
-        return 0
-
-    report, arrays = build_report(
-        engine,
-        result,
-        half1.data,
-        half2.data,
-        mask=mask,
-        report_cone_angle=args.report_cone_angle,
-        n_directions=args.n_directions,
-        inputs={"half1": args.half1, "half2": args.half2, "mask": mask_path},
-        release_engine=True,
-    )
-    report["outputs"] = {"fsc3d": str(out), "json": str(json_path), "png": str(png_path)}
-    report["timings"]["fsc3d_seconds"] = round(seconds, 3)
-    write_text_atomic(json_path, json.dumps(_json_safe(report), indent=1, allow_nan=False) + "\n")
-    with atomic_output(png_path) as tmp:
-        plot_report(report, arrays, tmp)
-    print(format_summary(report), flush=True)
-    log.info("wrote %s and %s", json_path, png_path)
+    if not args.no_report:
+        print(format_summary(report), flush=True)
+        log.info("wrote %s and %s", json_path, png_path)
     return 0

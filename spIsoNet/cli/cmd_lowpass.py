@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from spIsoNet import fourier
-from spIsoNet.cli.common import add_voxel_size_argument, load_maps, output_path, positive_float
-from spIsoNet.io import write_map
-from spIsoNet.log import get_logger, setup_logging
+from spIsoNet.cli.common import add_voxel_size_argument, positive_float
 
 HELP = "low-pass filter a map at a resolution (Å) with a soft raised-cosine edge"
 
@@ -23,6 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spIsoNet import fourier
+    from spIsoNet.cli.common import load_maps, output_path
+    from spIsoNet.io import write_map
+    from spIsoNet.log import get_logger, setup_logging
+
     setup_logging()
     (volume,) = load_maps([args.input], args.voxel_size, what="map")
     out = output_path(args.output, [args.input])

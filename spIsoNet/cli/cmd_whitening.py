@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from spIsoNet import fourier
-from spIsoNet.cli.common import (
-    add_voxel_size_argument,
-    load_maps,
-    load_optional_mask,
-    output_path,
-    positive_float,
-)
+from spIsoNet.cli.common import add_voxel_size_argument, positive_float
 from spIsoNet.errors import InputError
-from spIsoNet.io import write_map
-from spIsoNet.log import get_logger, setup_logging
 
 HELP = "flatten the radially averaged amplitude between low_res and high_res (sharpening)"
 DESCRIPTION = (
@@ -38,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spIsoNet import fourier
+    from spIsoNet.cli.common import load_maps, load_optional_mask, output_path
+    from spIsoNet.io import write_map
+    from spIsoNet.log import get_logger, setup_logging
+
     setup_logging()
     log = get_logger("whitening")
     if not args.low_res > args.high_res:

@@ -41,7 +41,11 @@ def output_path(path: str, inputs: list[str]) -> Path:
     """Validate an output path: its folder exists and it is not one of the inputs."""
     out = Path(path)
     if not out.parent.is_dir() and str(out.parent) not in ("", "."):
+        if out.parent.exists():
+            raise InputError(f"{out}: {out.parent} is a file, not a folder")
         raise InputError(f"{out}: output folder {out.parent} does not exist")
+    if out.is_dir():
+        raise InputError(f"{out}: is a folder, not a file")
     for name in inputs:
         if name and Path(name).exists() and out.exists() and out.resolve() == Path(name).resolve():
             raise InputError(f"{out}: output would overwrite the input {name}")

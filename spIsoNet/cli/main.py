@@ -7,13 +7,21 @@ Each subcommand lives in its own module ``spIsoNet.cli.cmd_<name>`` exposing
 * ``run(args) -> int``: does the work and returns the exit code.
 
 Modules are imported only when their command runs, so ``spisonet.py fsc3d`` does not pay for
-importing the training engine. :class:`spIsoNet.errors.InputError` becomes one line on stderr
-and exit code 2.
+importing the training engine, and command modules import their heavy libraries inside ``run``
+so that ``-h`` answers at once.
+
+Failures become one line on stderr, never a traceback (:func:`describe_failure`):
+
+* :class:`spIsoNet.errors.InputError` (bad input or options): exit code 2;
+* :class:`OSError` (read-only or full file system, permission denied, a file where a folder
+  should be, ...): the file and the problem in words, exit code 1;
+* :class:`MemoryError`: exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from collections.abc import Sequence
@@ -34,8 +42,56 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Adds ``(default: X)`` only where the help text does not state its default itself.
+
+    Nothing is added for a ``None`` default (the text says what is used then) or for on/off
+    flags (``store_true``), so every help line states one default: the one used.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "default" in text.lower()
+            or action.default is None
+            or action.default is argparse.SUPPRESS
+            or action.nargs == 0  # store_true / store_false / count-like flags
+            or (not action.option_strings and action.nargs not in ("?", "*"))
+        ):
+            return text
+        return text + " (default: %(default)s)"
+
+
+#: errno → words for the one-line error (the file name is put in front)
+_ERRNO_WORDS: dict[int, str] = {
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on the device (disk full)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "a part of this path is a file, not a folder",
+    errno.EEXIST: "exists already (a file where a folder is needed?)",
+    errno.EISDIR: "is a folder, not a file",
+    errno.ENOENT: "no such file or folder",
+    errno.ENOMEM: "out of memory",
+    errno.EIO: "input/output error (failing disk or network file system?)",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.EMFILE: "too many open files",
+}
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for an OSError or MemoryError: the file (when known) and the problem in words."""
+    if isinstance(exc, MemoryError):
+        return "out of memory (try a machine with more free memory, or a smaller box)"
+    if isinstance(exc, OSError):
+        words = _ERRNO_WORDS.get(exc.errno or -1) or (exc.strerror or str(exc) or "I/O error")
+        where = exc.filename if exc.filename is not None else None
+        if where is not None and exc.filename2 is not None:
+            where = f"{exc.filename} -> {exc.filename2}"
+        line = f"{where}: {words}" if where is not None else words
+        return " ".join(line.split())
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _load(command: str):
@@ -84,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"spisonet.py {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except (OSError, MemoryError) as exc:
+        print(f"spisonet.py {args.command}: error: {describe_failure(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"spisonet.py {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -4,20 +4,30 @@ The STAR readers (``starfile``, which imports pandas: ~0.3 s and ~40 MB) load on
 the map tools do not pay for them.
 """
 
-from spIsoNet.io.atomic import atomic_output, write_text_atomic
+from spIsoNet.io.atomic import OutputSet, atomic_output, output_set, write_text_atomic
 from spIsoNet.io.jsonio import write_json
-from spIsoNet.io.mrc import MapData, check_same_grid, read_map, read_mask, write_map
+from spIsoNet.io.mrc import (
+    MapData,
+    check_same_grid,
+    read_map,
+    read_mask,
+    require_contrast,
+    write_map,
+)
 
 _STAR_NAMES = ("key_values", "read_star", "require_labels")
 
 __all__ = [
     "MapData",
+    "OutputSet",
     "atomic_output",
     "check_same_grid",
     "key_values",
+    "output_set",
     "read_map",
     "read_mask",
     "read_star",
+    "require_contrast",
     "require_labels",
     "write_json",
     "write_map",

@@ -16,7 +16,7 @@ import mrcfile
 import numpy as np
 
 from spIsoNet.errors import InputError
-from spIsoNet.io.atomic import atomic_output
+from spIsoNet.io.atomic import OutputSet, atomic_output
 from spIsoNet.log import get_logger
 
 log = get_logger("io")
@@ -148,6 +148,18 @@ def check_same_grid(maps: list[MapData], rtol: float = VOXEL_SIZE_RTOL) -> None:
             )
 
 
+def require_contrast(maps: list[MapData], what: str = "half-map") -> None:
+    """Raise :class:`InputError` for a map whose voxels all have one value (e.g. all zeros).
+
+    An FSC of such a map is 0/0 at every shell: no resolution can be measured from it.
+    """
+    for item in maps:
+        low, high = float(item.data.min()), float(item.data.max())
+        if low == high:
+            label = "all zeros" if low == 0.0 else f"every voxel is {low:g}"
+            raise InputError(f"{item.path}: {what} is constant ({label}); no FSC can be computed")
+
+
 def read_mask(path: str | os.PathLike, like: MapData, *, what: str = "mask") -> np.ndarray:
     """Read a soft mask that must share the grid of ``like``; values are clipped to [0, 1].
 
@@ -183,6 +195,7 @@ def write_map(
     origin: tuple[float, float, float] | None = None,
     *,
     overwrite: bool = True,
+    outputs: OutputSet | None = None,
 ) -> Path:
     """Write a float32 MRC map atomically (temporary name in the same folder, then rename).
 
@@ -198,6 +211,9 @@ def write_map(
         Header origin ``(x, y, z)`` in Å.
     overwrite
         If False and ``path`` exists, raise :class:`InputError`.
+    outputs
+        Write as part of this set of outputs (renamed when the set is committed) instead of
+        on its own.
 
     Returns
     -------
@@ -211,7 +227,8 @@ def write_map(
         raise InputError(f"{final}: output folder {final.parent} does not exist")
     array = np.ascontiguousarray(data, dtype=np.float32)
     compression = {".gz": "gzip", ".bz2": "bzip2"}.get(final.suffix)
-    with atomic_output(final) as tmp:
+    staging = atomic_output(final) if outputs is None else outputs.stage(final)
+    with staging as tmp:
         with mrcfile.new(tmp, overwrite=True, compression=compression) as mrc:
             mrc.set_data(array)
             mrc.voxel_size = float(voxel_size)
