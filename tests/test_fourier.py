@@ -183,3 +183,27 @@ def test_masked_fsc_correction_removes_mask_induced_correlation(rng):
     assert report.masked[beyond].mean() > 0.3  # mask-induced correlation
     assert np.abs(report.corrected[beyond]).mean() < 0.15
     np.testing.assert_allclose(report.corrected[:7], report.masked[:7])
+
+
+@pytest.mark.parametrize("n", [16, 17])
+def test_frequency_axes_build_the_radius(n):
+    kz, ky, kx = fourier.frequency_axes(n)
+    assert kz.shape == (n, 1, 1) and ky.shape == (1, n, 1) and kx.shape == (1, 1, n // 2 + 1)
+    np.testing.assert_array_equal(kz.ravel(), np.fft.fftfreq(n, 1.0 / n))
+    radius = np.sqrt(kz**2 + ky**2 + kx**2)
+    np.testing.assert_allclose(radius, fourier.frequency_radius(n), atol=1e-6)
+
+
+def test_radial_average_can_include_the_corner_shells(rng):
+    n = 12
+    values = rng.random((n, n, n // 2 + 1)).astype(np.float32)
+    shells = fourier.shell_index(n)
+    all_shells = int(shells.max()) + 1
+    full = fourier.radial_average(values, n, n_shells=all_shells)
+    assert full.shape == (all_shells,)
+    np.testing.assert_allclose(full[: n // 2 + 1], fourier.radial_average(values, n))
+    weights = np.broadcast_to(fourier.rfft_multiplicity(n), shells.shape)
+    for shell in (0, n // 2 + 1, all_shells - 1):  # DC, first and last shell past Nyquist
+        inside = shells == shell
+        expected = np.sum(values[inside] * weights[inside]) / np.sum(weights[inside])
+        assert full[shell] == pytest.approx(expected, rel=1e-6)
