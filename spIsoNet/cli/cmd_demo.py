@@ -36,6 +36,7 @@ def _positive_int(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``demo`` options to ``parser``."""
     parser.add_argument("--output_dir", default="demo", help="folder for all outputs")
     parser.add_argument(
         "--quick",
@@ -66,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--snr", type=float, default=None, help="per-particle image SNR over the box [0.004]"
     )
     parser.add_argument(
-        "--net_width", type=_positive_int, default=None, help="U-Net base channels [16]"
+        "--net_width", type=_positive_int, default=None, help="U-Net base channels [8]"
     )
     parser.add_argument(
         "--n_subvolume", type=_positive_int, default=None, help="training cubes per epoch"
@@ -77,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check the options, build the demo settings and run the demo; returns the exit code."""
     from spIsoNet.demo import default_settings, run_demo
     from spIsoNet.log import setup_logging
 

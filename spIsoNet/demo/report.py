@@ -32,7 +32,7 @@ def rounded(value):
 
 
 def scalars(metrics: dict) -> dict:
-    """The non-array entries of :func:`spIsoNet.demo.compare.truth_metrics`, rounded."""
+    """Return the non-array entries of :func:`spIsoNet.demo.compare.truth_metrics`, rounded."""
     return {k: rounded(v) for k, v in metrics.items() if not isinstance(v, np.ndarray)}
 
 

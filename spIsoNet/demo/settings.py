@@ -19,7 +19,7 @@ _SIMULATION_KEYS = {"snr", "voxel_size", "b_factor", "envelope_b"}
 
 
 def demo_engine_settings(**changes: object) -> EngineSettings:
-    """The demo's CPU-sized network and training budget, with ``changes`` applied.
+    """Return the demo's CPU-sized network and training budget, with ``changes`` applied.
 
     The width-8 network trains better without a normalisation layer: at learning rate 1e-3,
     ``norm="none"`` improved the worst direction by 13–16 % over seeds 0–2 where GroupNorm gave
@@ -75,11 +75,11 @@ class DemoSettings:
     metric_cone: float = 20.0
 
     def run_engine_settings(self, show_progress: bool = True) -> EngineSettings:
-        """The engine settings of a run: seeded with the simulation seed."""
+        """Return the engine settings of a run: seeded with the simulation seed."""
         return self.engine.replace(seed=self.simulation.seed, show_progress=show_progress)
 
     def to_json(self) -> dict:
-        """The report's ``demo_settings``: the demo's engine fields, then the demo's own."""
+        """Return the report's ``demo_settings``: the demo's engine fields, then its own."""
         out: dict = {k: getattr(self.engine, k) for k in REPORTED_ENGINE_FIELDS}
         out.update(
             limit_fsc=self.limit_fsc,

@@ -47,7 +47,7 @@ def min_reliable_shell(cone_angle: float) -> int:
 
 
 def _cfar(curves: np.ndarray, cone_angle: float, threshold: float = 0.143) -> float:
-    """cFAR (SIMPLE-style): min over axes / max over axes of Σ cFSC(k)·k² before the crossing.
+    """Conical FSC area ratio, SIMPLE-style: min / max over axes of Σ cFSC(k)·k² before crossing.
 
     Shells whose double cone holds fewer than :data:`CFAR_MIN_VOXELS` voxels (expected
     ``2·2π(1 − cos θ)·k²``) are skipped, as SIMPLE skips sparse bins.
@@ -329,7 +329,7 @@ def build_report(
 
 
 def _central_slices(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Copies of the central z, y and x planes of a centred volume."""
+    """Return copies of the central z, y and x planes of a centred volume."""
     c = volume.shape[0] // 2
     return volume[c].copy(), volume[:, c].copy(), volume[:, :, c].copy()
 

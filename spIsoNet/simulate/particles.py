@@ -13,7 +13,7 @@ __all__ = ["corners_01", "sample_view_directions", "sample_views", "sampling_wei
 
 
 def corners_01() -> list[tuple[int, int, int]]:
-    """The 8 corner offsets (dz, dy, dx) of a unit cell, in C order."""
+    """Return the 8 corner offsets (dz, dy, dx) of a unit cell, in C order."""
     return [(dz, dy, dx) for dz in (0, 1) for dy in (0, 1) for dx in (0, 1)]
 
 

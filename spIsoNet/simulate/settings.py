@@ -35,6 +35,7 @@ class OrientationModel:
     n_views: int = 1500
 
     def __post_init__(self) -> None:
+        """Reject impossible values (one line naming the field)."""
         if self.n_particles < 1 or self.n_views < 1:
             raise ValueError("n_particles and n_views must be >= 1")
         if not 0.0 <= self.fraction_preferred <= 1.0:
@@ -84,6 +85,7 @@ class SimulationSettings:
     orientation: OrientationModel = field(default_factory=OrientationModel)
 
     def __post_init__(self) -> None:
+        """Reject impossible values (one line naming the field)."""
         if self.box < 16:
             raise ValueError("box must be at least 16 voxels")
         if self.voxel_size <= 0 or self.snr <= 0 or self.b_factor < 0 or self.envelope_b < 0:
