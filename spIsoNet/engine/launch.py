@@ -22,10 +22,11 @@ from pathlib import Path
 
 import torch
 
-from spIsoNet.engine import distributed
+from spIsoNet.engine import distributed, interrupt
 from spIsoNet.engine.device import DevicePlan, LaunchEnv
 from spIsoNet.engine.plan import WorkSpec
 from spIsoNet.engine.work import RunOutput, run_jobs
+from spIsoNet.errors import InputError
 from spIsoNet.log import get_logger
 
 log = get_logger("engine")
@@ -75,10 +76,14 @@ def run_work(work: WorkSpec, devices: DevicePlan, ctx: distributed.DistContext |
     return run_jobs(work, distributed.single_process(devices))
 
 
-def _spawn_entry(rank, world, store, devices, work, shared, summary_path, log_level):
+def _spawn_entry(rank, world, store, devices, work, shared, folder, log_level):
     """Body of each spawned process (module level so that it can be pickled)."""
+    import signal
+
     from spIsoNet.log import setup_logging
 
+    # Ctrl-C reaches the whole process group: the parent decides and stops the children
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     setup_logging(log_level if rank == 0 else max(log_level, 30))
     ctx = distributed.join_spawned(rank, world, store, devices)
     try:
@@ -86,7 +91,11 @@ def _spawn_entry(rank, world, store, devices, work, shared, summary_path, log_le
         if ctx.is_main:
             for target, volume in zip(shared, result.predictions):
                 target.copy_(torch.from_numpy(volume))
-            Path(summary_path).write_text(json.dumps(result.summary()))
+            Path(folder, "summary.json").write_text(json.dumps(result.summary()))
+    except InputError as exc:  # one line for the parent to raise (out of memory ...)
+        with contextlib.suppress(OSError):
+            Path(folder, f"error{rank}.txt").write_text(str(exc))
+        raise
     finally:
         distributed.leave(ctx)
 
@@ -98,21 +107,31 @@ def _run_spawned(work: WorkSpec, devices: DevicePlan) -> RunOutput:
     count = sum(len(job.predict) for job in work.jobs)
     shared = [torch.zeros((n, n, n), dtype=torch.float32).share_memory_() for _ in range(count)]
     with tempfile.TemporaryDirectory(prefix="spisonet_ddp_") as tmp:
-        store = os.path.join(tmp, "rendezvous")
-        summary_path = os.path.join(tmp, "summary.json")
-        mp.spawn(
+        context = mp.spawn(
             _spawn_entry,
             args=(
                 devices.n_procs,
-                store,
+                os.path.join(tmp, "rendezvous"),
                 devices,
                 work,
                 shared,
-                summary_path,
+                tmp,
                 log.getEffectiveLevel(),
             ),
             nprocs=devices.n_procs,
-            join=True,
+            join=False,
         )
-        summary = json.loads(Path(summary_path).read_text())
+        try:
+            while not context.join(timeout=0.5):
+                interrupt.check()
+        except Exception:
+            errors = sorted(Path(tmp).glob("error*.txt"))
+            if errors:
+                raise InputError(errors[0].read_text()) from None
+            raise
+        finally:
+            for process in context.processes:
+                if process.is_alive():
+                    process.terminate()
+        summary = json.loads(Path(tmp, "summary.json").read_text())
     return RunOutput(predictions=[t.numpy() for t in shared], **summary)

@@ -91,6 +91,8 @@ class WorkSpec:
     loss_plot
         Called on the main process after every epoch with ``{model name: loss per epoch}``
         (None: no figure); must be picklable when processes are spawned.
+    names
+        Setting name → the caller's name, for messages (out of memory advice).
     """
 
     jobs: tuple[TrainJob, ...]
@@ -105,6 +107,7 @@ class WorkSpec:
     tile: int
     overlap: int
     loss_plot: Callable[[dict[str, list[float]]], object] | None = None
+    names: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -483,6 +486,7 @@ def make_plan(
             tile=tile,
             overlap=overlap,
             loss_plot=loss_plot,
+            names=dict(names or {}),
         )
     return CorrectionPlan(
         work=work,

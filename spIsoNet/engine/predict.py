@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from spIsoNet.engine import interrupt
 from spIsoNet.engine.distributed import DistContext
 
 
@@ -145,6 +146,7 @@ def predict_volume(
 
             batches = tqdm(batches, desc="prediction", unit="batch", leave=False)
         for first in batches:
+            interrupt.check()
             chunk = mine[first : first + batch_size]
             batch = torch.stack(
                 [

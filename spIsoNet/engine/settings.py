@@ -118,8 +118,10 @@ class EngineSettings:
     show_progress
         tqdm progress bars on the main process.
     time_limit
-        Seconds of training per run (None: no limit). When exceeded, training stops after the
-        current optimizer step (the model of that step is saved and used); prediction still runs.
+        Seconds of training per run (None: no limit), the cost knob. When exceeded, training
+        stops after the current optimizer step (logged; that partial epoch counts as done, its
+        model is saved and used) and prediction still runs. With ``independent`` the two models
+        share the budget.
     """
 
     epochs: int = 30

@@ -13,6 +13,7 @@ micro-batch).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from spIsoNet.engine import interrupt
 from spIsoNet.engine.data import CubeSource, make_step_plan, micro_slice
 from spIsoNet.engine.distributed import DistContext, maybe_no_sync
 from spIsoNet.engine.losses import LossModule
@@ -31,7 +33,13 @@ log = get_logger("engine")
 
 @dataclass
 class TrainOptions:
-    """Optimisation settings of one training run (see EngineSettings for the user-facing ones)."""
+    """Optimisation settings of one training run (see EngineSettings for the user-facing ones).
+
+    ``time_limit``: seconds this call may train (None: no limit); training stops after the
+    optimizer step that exceeds it, and that partial epoch counts as done (its mean loss is
+    recorded and the checkpoint callback runs). ``progress_interval``: seconds between progress
+    log lines (step, loss, time per step, ETA) on the main process.
+    """
 
     epochs: int
     batch_size: int
@@ -44,6 +52,8 @@ class TrainOptions:
     mixed_precision: bool = False
     show_progress: bool = True
     description: str = "training"
+    time_limit: float | None = None
+    progress_interval: float = 30.0
 
 
 def micro_batch_size(batch_size: int, world_size: int, acc_batches: int) -> int:
@@ -127,6 +137,7 @@ def train_model(
         from tqdm import tqdm
 
         progress = tqdm
+    clock = _Progress(options, start_epoch)
     net.train()
     for epoch in range(start_epoch, options.epochs):
         plan = make_step_plan(
@@ -144,9 +155,11 @@ def train_model(
                 dynamic_ncols=True,
             )
             steps = bar
+        stop = False
         for step in steps:
             optimizer.zero_grad(set_to_none=True)
             for index in range(options.acc_batches):
+                interrupt.check()
                 part = micro_slice(options.batch_size, micro, ctx.world_size, ctx.rank, index)
                 cubes = plan.cubes[step, part]
                 x1, x2 = source.batch(cubes, plan.swap[step, part])
@@ -174,6 +187,12 @@ def train_model(
                 optimizer.step()
             if bar is not None:
                 bar.set_postfix(loss=f"{float(loss_sum[0] / loss_sum[1]):.4f}", refresh=False)
+            if ctx.is_main:
+                clock.step_done(epoch, step, plan.steps, loss_sum)
+            if options.time_limit is not None:
+                stop = ctx.broadcast_int(int(clock.elapsed() >= options.time_limit)) == 1
+                if stop:
+                    break
         if bar is not None:
             bar.close()
         ctx.all_reduce_sum(loss_sum)
@@ -191,5 +210,63 @@ def train_model(
             )
             if on_epoch_end is not None:
                 on_epoch_end(epoch, history, net, optimizer)
+        if stop:
+            if ctx.is_main:
+                log.info(
+                    "%s: time limit of %g s reached after step %d/%d of epoch %d: training "
+                    "stops here (that epoch counts as done)",
+                    options.description,
+                    options.time_limit,
+                    step + 1,
+                    plan.steps,
+                    epoch + 1,
+                )
+            break
     net.eval()
     return history
+
+
+class _Progress:
+    """Progress log lines of the main process, at most one per ``progress_interval`` seconds."""
+
+    def __init__(self, options: TrainOptions, start_epoch: int) -> None:
+        self.options = options
+        self.started = time.monotonic()
+        self.last = self.started
+        self.done = 0
+        self.total = max(1, (options.epochs - start_epoch) * options.steps_per_epoch)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def step_done(self, epoch: int, step: int, steps: int, loss_sum: torch.Tensor) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self.last < self.options.progress_interval:
+            return
+        self.last = now
+        per_step = (now - self.started) / self.done
+        left = (self.total - self.done) * per_step
+        if self.options.time_limit is not None:
+            left = min(left, max(0.0, self.options.time_limit - (now - self.started)))
+        log.info(
+            "%s: epoch %d/%d step %d/%d loss %.5f, %.2f s/step, ETA %s",
+            self.options.description,
+            epoch + 1,
+            self.options.epochs,
+            step + 1,
+            steps,
+            float(loss_sum[0] / loss_sum[1]),
+            per_step,
+            format_duration(left),
+        )
+
+
+def format_duration(seconds: float) -> str:
+    """``"42 s"``, ``"12 min 03 s"``, ``"2 h 05 min"``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"

@@ -6,6 +6,7 @@ one of several spawned processes, or under ``torchrun``; ``ctx`` says which part
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from spIsoNet.engine.plan import TrainJob, WorkSpec
 from spIsoNet.engine.predict import predict_volume
 from spIsoNet.engine.train import TrainOptions, make_optimizer, micro_batch_size, train_model
 from spIsoNet.engine.unet import UNet3D
+from spIsoNet.errors import InputError
 from spIsoNet.log import get_logger
 from spIsoNet.timing import stage_timer
 
@@ -58,6 +60,38 @@ class RunOutput:
         }
 
 
+#: messages by which torch and numpy report an allocation failure
+_OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "bad_alloc")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure (CUDA or CPU, torch or numpy)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in _OOM_MARKERS)
+
+
+@contextlib.contextmanager
+def memory_guard(stage: str, job: str, ctx: distributed.DistContext, work: WorkSpec):
+    """Turn an allocation failure inside the block into one :class:`InputError` line with advice."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        names = work.names
+        training = stage == "training"
+        flags = ["cube_size", "batch_size", "net_width"] if training else ["predict_crop_size"]
+        advice = ", ".join(names.get(f, f) for f in flags)
+        more = names.get("acc_batches", "acc_batches")
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        where = str(ctx.device)
+        raise InputError(
+            f"out of memory during {stage} of {job} on {where} ({first}): use a smaller {advice}"
+            + (f" or a larger {more}" if training else "")
+        ) from None
+
+
 def _start_network(work: WorkSpec, job: TrainJob, ctx: distributed.DistContext, model_path):
     """Network, optimizer, first epoch and loss history of a job (fresh, pretrained, resumed)."""
     if work.pretrained is not None:
@@ -81,7 +115,9 @@ def _start_network(work: WorkSpec, job: TrainJob, ctx: distributed.DistContext, 
     return net, optimizer, start_epoch, history
 
 
-def _train(work, job, job_index, ctx, weight, net, optimizer, start_epoch, history, histories):
+def _train(
+    work, job, job_index, ctx, weight, net, optimizer, start_epoch, history, histories, time_limit
+):
     s = work.settings
     out_dir = Path(work.output_dir)
     model_path = out_dir / f"{job.name}.pt"
@@ -109,6 +145,7 @@ def _train(work, job, job_index, ctx, weight, net, optimizer, start_epoch, histo
         mixed_precision=s.mixed_precision,
         show_progress=s.show_progress,
         description=job.name,
+        time_limit=time_limit,
     )
     return train_model(
         trained,
@@ -121,6 +158,13 @@ def _train(work, job, job_index, ctx, weight, net, optimizer, start_epoch, histo
         history=history,
         on_epoch_end=on_epoch_end,
     )
+
+
+def _time_share(limit: float | None, used: float, jobs_left: int) -> float | None:
+    """Training seconds of the next job: what is left of the run's limit, shared evenly."""
+    if limit is None:
+        return None
+    return max(0.0, limit - used) / max(1, jobs_left)
 
 
 def run_jobs(work: WorkSpec, ctx: distributed.DistContext) -> RunOutput:
@@ -147,7 +191,7 @@ def run_jobs(work: WorkSpec, ctx: distributed.DistContext) -> RunOutput:
         model_path = Path(work.output_dir) / f"{job.name}.pt"
         torch.manual_seed(int(s.seed) + 1000 * job_index)
         net, optimizer, start_epoch, history = _start_network(work, job, ctx, model_path)
-        with stage_timer(out.timings, "train"):
+        with stage_timer(out.timings, "train"), memory_guard("training", job.name, ctx, work):
             if s.epochs > start_epoch:
                 history = _train(
                     work,
@@ -160,12 +204,13 @@ def run_jobs(work: WorkSpec, ctx: distributed.DistContext) -> RunOutput:
                     start_epoch,
                     history,
                     out.histories,
+                    _time_share(s.time_limit, out.timings["train"], len(work.jobs) - job_index),
                 )
                 out.model_paths.append(str(model_path))
             else:
                 out.model_paths.append(str(model_path) if model_path.is_file() else "")
             out.histories[job.name] = history
-        with stage_timer(out.timings, "predict"):
+        with stage_timer(out.timings, "predict"), memory_guard("prediction", job.name, ctx, work):
             for index in job.predict:
                 predicted = predict_volume(
                     net,

@@ -13,3 +13,15 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(autouse=True)
+def _package_log_reaches_caplog():
+    """A CLI test's setup_logging stops propagation; let caplog see the package's lines."""
+    import logging
+
+    logger = logging.getLogger("spIsoNet")
+    old = logger.propagate
+    logger.propagate = True
+    yield
+    logger.propagate = old
