@@ -432,3 +432,15 @@ def test_fsc3d_command_does_not_import_torch(tmp_path, inputs):
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_gaussian_blur_equals_scipy_ndimage(rng):
+    """sphericity's own blur (no scipy.ndimage import) is scipy's gaussian_filter."""
+    import scipy.ndimage
+
+    from spIsoNet.fsc3d.sphericity import gaussian_blur
+
+    volume = (rng.random((21, 14, 17)) > 0.5).astype(np.float32)
+    for sigma in (1.0, 1.6):
+        expected = scipy.ndimage.gaussian_filter(volume, sigma)
+        np.testing.assert_allclose(gaussian_blur(volume, sigma), expected, atol=2e-7)

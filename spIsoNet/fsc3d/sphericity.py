@@ -26,9 +26,8 @@ import math
 from itertools import permutations
 
 import numpy as np
-import scipy.ndimage
 
-__all__ = ["isosurface_area", "radially_connected", "sphericity"]
+__all__ = ["gaussian_blur", "isosurface_area", "radially_connected", "sphericity"]
 
 #: cube corner offsets (dz, dy, dx), index = 4·dz + 2·dy + dx
 _CORNERS = np.array([[(i >> 2) & 1, (i >> 1) & 1, i & 1] for i in range(8)], dtype=np.float64)
@@ -52,6 +51,45 @@ _TETS = _kuhn_tetrahedra()
 _CUBE_CHUNK = 1 << 14
 #: tetra vertex pairs of the six edges, in the order used below
 _EDGES = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
+
+
+def gaussian_blur(volume: np.ndarray, sigma: float, truncate: float = 4.0) -> np.ndarray:
+    """Separable Gaussian blur of a 3D array, equal to ``scipy.ndimage.gaussian_filter``.
+
+    Same kernel (``exp(−x²/2σ²)`` normalised, radius ``int(truncate·σ + ½)``) and the same
+    ``"reflect"`` border (``d c b a | a b c d | d c b a``); computed in float64 with shifted
+    slices (kernel taps, not voxels, are looped over) and returned as float32. Avoids importing
+    scipy.ndimage (~0.2 s) for this one filter.
+
+    Parameters
+    ----------
+    volume
+        Array ``[z, y, x]``.
+    sigma
+        Standard deviation (voxels), > 0.
+    truncate
+        Kernel radius in units of ``sigma``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, same shape as ``volume``.
+    """
+    radius = int(truncate * float(sigma) + 0.5)
+    taps = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * (taps / float(sigma)) ** 2)
+    kernel /= kernel.sum()
+    out = np.asarray(volume, dtype=np.float64)
+    for axis in range(out.ndim):
+        widths = [(0, 0)] * out.ndim
+        widths[axis] = (radius, radius)
+        padded = np.pad(out, widths, mode="symmetric")
+        length = out.shape[axis]
+        blurred = np.zeros_like(out)
+        for offset, weight in enumerate(kernel):
+            blurred += weight * np.take(padded, np.arange(offset, offset + length), axis=axis)
+        out = blurred
+    return out.astype(np.float32)
 
 
 def isosurface_area(field: np.ndarray, level: float = 0.5) -> float:
@@ -221,7 +259,7 @@ def sphericity(
     lo = [int(a.min()) for a in (zs, ys, xs)]
     hi = [int(a.max()) + 1 for a in (zs, ys, xs)]
     binary = kept[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].astype(np.float32)
-    blurred = scipy.ndimage.gaussian_filter(np.pad(binary, pad), sigma)
+    blurred = gaussian_blur(np.pad(binary, pad), sigma)
     volume_voxels = float(np.count_nonzero(blurred >= 0.5))
     area = isosurface_area(blurred, 0.5)
     if area <= 0:
