@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from spIsoNet.fourier import frequency_radius
 from spIsoNet.simulate._geometry import _rotation_to, _unit
@@ -102,8 +101,9 @@ def sampling_weights(
 
     Every view inserts its image's Fourier pixels (unit-spaced 2-D grid in the plane
     perpendicular to the view direction, within the Nyquist radius box/2, random in-plane
-    rotation) into the 3-D grid with trilinear weights t, accumulated with ``np.bincount``
-    over blocks of views (no per-view Python work beyond the block loop).
+    rotation) into the 3-D grid with trilinear weights t, accumulated with torch ``index_add_``
+    over blocks of views on a padded centred grid, then folded onto the FFT layout with
+    ``np.bincount`` (no per-view Python work beyond the block loop).
 
     Parameters
     ----------
@@ -124,6 +124,8 @@ def sampling_weights(
         W, float32 [box, box, box//2+1] (rfft layout, DC at [0, 0, 0]): Σ m·t in particles,
         zero beyond the Nyquist sphere.
     """
+    import torch  # index_add_ accumulates the trilinear weights
+
     d = np.asarray(directions, dtype=np.float64)
     d = d / np.linalg.norm(d, axis=1, keepdims=True)
     # Orthonormal in-plane basis (u, v) per view, rotated by a random in-plane angle ψ.
