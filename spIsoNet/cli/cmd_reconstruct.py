@@ -48,6 +48,7 @@ CLI_NAMES: dict[str, str] = {
     "compile": "--compile",
     "norm": "--norm",
     "resume": "--resume",
+    "time_limit": "--time_limit",
 }
 #: names of the inputs of correct_maps in messages (its other arguments)
 INPUT_NAMES: dict[str, str] = {"limit_res": "--limit_res", "pretrained_model": "--pretrained_model"}
@@ -75,13 +76,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="FSC3D volume from 'spisonet.py fsc3d' (default: computed from the two half-maps)",
     )
-    parser.add_argument("--mask", default=None, help="soft solvent mask (cube centres inside it)")
+    parser.add_argument(
+        "--mask",
+        default=None,
+        help="soft solvent mask: training cubes are centred inside it (default: none, whole box)",
+    )
     parser.add_argument(
         "--limit_res",
         type=float,
         default=None,
-        help="Å; inputs lowpassed here, beyond it the output keeps the input's data "
-        "(default: FSC3D limit / global FSC=0.143 resolution)",
+        help="Å; inputs lowpassed here, beyond it the output keeps the input's data; between "
+        "Nyquist and the box edge (default: the half-maps' global FSC=0.143 resolution; Nyquist "
+        "in single-map mode)",
     )
     parser.add_argument("--epochs", type=int, default=30, help="training epochs (0: predict only)")
     parser.add_argument("--alpha", type=float, default=1.0, help="weight of the equivariance loss")
@@ -90,20 +96,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--output_dir", default="isonet_maps", help="output folder")
     parser.add_argument(
-        "--gpuID", default=None, help="GPUs to use, e.g. 0,1,2,3 (default: all visible)"
+        "--gpuID",
+        default=None,
+        help="GPUs to use, e.g. 0,1,2,3; one process each (default: all visible)",
     )
     parser.add_argument(
         "--acc_batches", type=int, default=2, help="micro-batches accumulated per optimizer step"
     )
     _flag(parser, "--independent", "train and predict each half from its own data only")
     parser.add_argument(
-        "--reference", default=None, help="map whose low frequencies replace the halves'"
+        "--reference",
+        default=None,
+        help="map whose low frequencies replace the halves' (default: none)",
     )
     parser.add_argument(
         "--ref_resolution", type=float, default=10.0, help="Å; frequencies taken from --reference"
     )
     parser.add_argument(
-        "--pretrained_model", default=None, help="model .pt to start from (--epochs 0: predict)"
+        "--pretrained_model",
+        default=None,
+        help="model .pt to start from; with --epochs 0: predict only (default: none, a new model)",
     )
     parser.add_argument("--n_subvolume", type=int, default=1000, help="training cubes")
     parser.add_argument("--cube_size", type=int, default=64, help="training cube edge (voxels)")
@@ -114,10 +126,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch_size",
         type=int,
         default=None,
-        help="cubes per optimizer step (default 4 on one device, else 2 × GPUs)",
+        help="cubes per optimizer step (default: 4 with one process, else 2 × processes)",
     )
     parser.add_argument("--learning_rate", type=float, default=3e-4, help="AdamW learning rate")
-    parser.add_argument("--ncpus", type=int, default=None, help="CPU threads (default: all)")
+    parser.add_argument(
+        "--ncpus",
+        type=int,
+        default=None,
+        help="CPU threads, at most the cores this process may use (default: OMP_NUM_THREADS if "
+        "set, else every core of the CPU affinity mask)",
+    )
+    parser.add_argument(
+        "--time_limit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop training after this many seconds (after the current step; prediction still "
+        "runs) (default: no limit)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device"
@@ -134,7 +160,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(parser, "--compile", "torch.compile the network (opt-in)")
     _flag(parser, "--resume", "continue an interrupted run from <output_dir>/<model>.pt")
     parser.add_argument(
-        "--voxel_size", type=float, default=None, help="Å; overrides the half-maps' header"
+        "--voxel_size",
+        type=float,
+        default=None,
+        help="Å; overrides the half-maps' header (default: the header's)",
     )
     parser.add_argument(
         "--skip_metrics",
@@ -177,12 +206,13 @@ def engine_settings(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from spIsoNet.engine import correct_maps
+    from spIsoNet.cli.reconstruct_report import summary_lines, write_report
+    from spIsoNet.engine import correct_maps, interrupt
     from spIsoNet.engine.device import launcher_env
     from spIsoNet.engine.plots import LossPlot
-    from spIsoNet.engine.report import half_map_metrics, summary_lines, write_report
     from spIsoNet.errors import InputError
-    from spIsoNet.io import check_same_grid, read_map, read_mask, write_map
+    from spIsoNet.fsc3d import anisotropy_summary
+    from spIsoNet.io import check_same_grid, output_set, read_map, read_mask, write_map
     from spIsoNet.log import get_logger, setup_logging
     from spIsoNet.timing import stage_timer
 
@@ -229,52 +259,117 @@ def run(args: argparse.Namespace) -> int:
     log_path = out_dir / "reconstruct.log"
     had_log = log_path.exists()
     setup_logging(logging.INFO, log_file=log_path)
+    model_name = common_model_name(bases)
+    checkpoints = [out_dir / f"{name}.pt" for name in _model_names(model_name, args, len(halves))]
+
+    def stuck(signum: int) -> None:  # the watchdog ends the process: say so, leave no temporary
+        log.error("%s", _interrupted_line(signum, checkpoints))
+        _remove_temporaries(out_dir)
+
     if args.aniso_file is None and len(halves) == 2:
         log.info("no --aniso_file: the FSC3D will be computed from the half-maps with fsc3d")
-    try:
-        result = correct_maps(
-            half1.data,
-            halves[1].data if len(halves) == 2 else None,
-            voxel,
-            fsc3d_volume=fsc3d,
-            limit_res=args.limit_res,
-            mask=mask,
-            settings=settings,
-            output_dir=out_dir,
-            pretrained_model=args.pretrained_model,
-            model_name=common_model_name(bases),
-            reference=reference,
-            ref_resolution=args.ref_resolution,
-            names=names,
-            launch=launch,
-            loss_plot=LossPlot(out_dir / "loss.png"),
-        )
-    except InputError:
-        # rejected before any output: leave the folder as it was (no empty folder, no log)
-        setup_logging(logging.INFO)
-        if not had_log:
-            log_path.unlink(missing_ok=True)
-        if created:
-            _remove_if_empty(out_dir)
-        raise
-    if result.rank != 0:
-        return 0
-    for half, (final, filtered), corrected, raw in zip(
-        halves, outputs, result.corrected, result.filtered
-    ):
-        write_map(filtered, raw, voxel, origin=half.origin)
-        write_map(final, corrected, voxel, origin=half.origin)
-        log.info("wrote %s and %s", final, filtered)
+    with interrupt.handle_signals(on_timeout=stuck):
+        try:
+            try:
+                result = correct_maps(
+                    half1.data,
+                    halves[1].data if len(halves) == 2 else None,
+                    voxel,
+                    fsc3d_volume=fsc3d,
+                    limit_res=args.limit_res,
+                    mask=mask,
+                    settings=settings,
+                    output_dir=out_dir,
+                    pretrained_model=args.pretrained_model,
+                    model_name=model_name,
+                    reference=reference,
+                    ref_resolution=args.ref_resolution,
+                    names=names,
+                    launch=launch,
+                    loss_plot=LossPlot(out_dir / "loss.png"),
+                )
+            except InputError:
+                # rejected before any output: leave the folder as it was (no empty folder, no log)
+                setup_logging(logging.INFO)
+                if not had_log:
+                    log_path.unlink(missing_ok=True)
+                if created:
+                    _remove_if_empty(out_dir)
+                raise
+            if result.rank != 0:
+                return 0
+            with output_set() as staged:  # the maps and the report: all of them or none
+                for half, (final, filtered), corrected, raw in zip(
+                    halves, outputs, result.corrected, result.filtered
+                ):
+                    interrupt.check()
+                    write_map(filtered, raw, voxel, origin=half.origin, outputs=staged)
+                    write_map(final, corrected, voxel, origin=half.origin, outputs=staged)
+                report = _report(args, halves, outputs, result, settings, out_dir)
+                if len(halves) == 2 and not args.skip_metrics:
+                    with stage_timer(report["timings"], "metrics"):
+                        before = anisotropy_summary(half1.data, halves[1].data, voxel, mask=mask)
+                        after = anisotropy_summary(
+                            result.corrected[0], result.corrected[1], voxel, mask=mask
+                        )
+                        report["metrics_input"] = before.to_json()
+                        report["metrics_corrected"] = after.to_json()
+                    report["metrics_note"] = (
+                        "corrected halves were trained independently (gold-standard FSC)"
+                        if args.independent
+                        else "corrected halves share one network (noise2noise): their FSC is "
+                        "optimistic; use --independent for a gold-standard comparison"
+                    )
+                interrupt.check()
+                with staged.stage(out_dir / "report.json") as tmp:
+                    write_report(tmp, report)
+        except interrupt.Interrupted as exc:
+            log.error("%s", _interrupted_line(exc.signum, checkpoints))
+            return exc.exit_code
+    for pair in outputs:
+        log.info("wrote %s and %s", *pair)
+    for line in summary_lines(report):
+        print(line)
+    return 0
 
-    report = {
+
+def _model_names(model_name: str, args: argparse.Namespace, n_halves: int) -> list[str]:
+    if args.independent and n_halves == 2:
+        return [f"{model_name}_half1", f"{model_name}_half2"]
+    return [model_name]
+
+
+def _interrupted_line(signum: int, checkpoints: list[Path]) -> str:
+    """The one line of an interrupted run: the signal, what was kept, how to continue."""
+    import signal
+
+    kept = [str(p) for p in checkpoints if p.is_file()]
+    name = signal.Signals(signum).name
+    if not kept:
+        return f"interrupted by {name} before the first epoch ended: no outputs written"
+    return (
+        f"interrupted by {name}: no maps written; the checkpoint of the last finished epoch is "
+        f"kept ({', '.join(kept)}); rerun with --resume to continue"
+    )
+
+
+def _remove_temporaries(folder: Path) -> None:
+    """Temporaries of atomic writes (``.<name>.*.tmp``) left by a process ended from outside."""
+    for tmp in folder.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def _report(args, halves, outputs, result, settings, out_dir: Path) -> dict:
+    """The run report (``report.json``) without the before/after metrics."""
+    return {
         "command": "reconstruct",
         "inputs": {
             "half_maps": [h.path for h in halves],
             "mask": args.mask,
             "aniso_file": args.aniso_file,
             "reference": args.reference,
-            "box": int(half1.box),
-            "voxel_size": voxel,
+            "box": int(halves[0].box),
+            "voxel_size": halves[0].voxel_size,
         },
         "outputs": [str(p) for pair in outputs for p in pair]
         + [str(p) for p in result.model_paths]
@@ -288,22 +383,6 @@ def run(args: argparse.Namespace) -> int:
         "loss_history": result.loss_history,
         "loss_histories": result.loss_histories,
     }
-    if len(halves) == 2 and not args.skip_metrics:
-        with stage_timer(report["timings"], "metrics"):
-            report["metrics_input"] = half_map_metrics(half1.data, halves[1].data, voxel, mask)
-            report["metrics_corrected"] = half_map_metrics(
-                result.corrected[0], result.corrected[1], voxel, mask
-            )
-        report["metrics_note"] = (
-            "corrected halves were trained independently (gold-standard FSC)"
-            if args.independent
-            else "corrected halves share one network (noise2noise): their FSC is optimistic; "
-            "use --independent for a gold-standard comparison"
-        )
-    write_report(out_dir / "report.json", report)
-    for line in summary_lines(report):
-        print(line)
-    return 0
 
 
 def _make_output_dir(path: Path) -> bool:
