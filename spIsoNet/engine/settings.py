@@ -122,6 +122,11 @@ class EngineSettings:
         stops after the current optimizer step (logged; that partial epoch counts as done, its
         model is saved and used) and prediction still runs. With ``independent`` the two models
         share the budget.
+    keep_measured
+        Data-consistency step after recombination (:mod:`spIsoNet.engine.consistency`): every
+        Fourier component keeps the input where the input measured it at least as well as the
+        network's output, so the correction cannot degrade what the data determine (default
+        on; off = the published method's plain replacement inside ``limit_res``).
     """
 
     epochs: int = 30
@@ -149,6 +154,7 @@ class EngineSettings:
     predict_batch_size: int | None = None
     show_progress: bool = True
     time_limit: float | None = None
+    keep_measured: bool = True
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> EngineSettings:
