@@ -79,3 +79,53 @@ def build_from_checkpoint(state: dict) -> UNet3D:
     net = UNet3D(UNetConfig(**state["config"]))
     net.load_state_dict(state["model_state"])
     return net
+
+
+def describe_config(config: UNetConfig) -> str:
+    """``"width 64, depth 3, 3 conv per block, group norm"``."""
+    return (
+        f"width {config.width}, depth {config.depth}, {config.n_conv} conv per block, "
+        f"{config.norm} norm"
+    )
+
+
+def check_model(state: dict, source: str | os.PathLike) -> UNetConfig:
+    """The architecture of a checkpoint whose weights fit it; one line naming the file otherwise.
+
+    Raises
+    ------
+    InputError
+        No valid architecture, or weights of another architecture (missing or unexpected layers,
+        other shapes).
+    """
+    try:
+        config = UNetConfig(**state["config"])
+        net = UNet3D(config)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{source}: no valid network architecture in it ({exc})") from None
+    try:
+        net.load_state_dict(state["model_state"])
+    except (KeyError, RuntimeError) as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise InputError(
+            f"{source}: its weights do not fit its architecture ({describe_config(config)}): "
+            f"{detail}"
+        ) from None
+    return config
+
+
+def check_resumable(path: str | os.PathLike, config: UNetConfig) -> None:
+    """A checkpoint to ``--resume`` from must hold this run's architecture.
+
+    Raises
+    ------
+    InputError
+        Unreadable, or another architecture (one line naming the file and both architectures).
+    """
+    state = load_checkpoint(path)
+    found = check_model(state, path)
+    if found != config:
+        raise InputError(
+            f"{path}: cannot resume: its network ({describe_config(found)}) differs from this "
+            f"run's ({describe_config(config)}); use another output folder or the same settings"
+        )

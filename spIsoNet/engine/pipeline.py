@@ -21,10 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from spIsoNet.engine.checkpoint import load_checkpoint
+from spIsoNet.engine.checkpoint import check_model, check_resumable, load_checkpoint
 from spIsoNet.engine.device import LaunchEnv, plan_devices
 from spIsoNet.engine.launch import process_group, run_work
-from spIsoNet.engine.plan import CorrectionPlan, check_inputs, make_plan, network_config
+from spIsoNet.engine.plan import (
+    CorrectionPlan,
+    check_inputs,
+    job_names,
+    make_plan,
+    network_config,
+)
 from spIsoNet.engine.plots import LossPlot
 from spIsoNet.engine.settings import EngineSettings
 from spIsoNet.engine.work import RunOutput
@@ -94,6 +100,19 @@ def _resolve_seed(seed: int | None, ctx) -> int:
         seed = ctx.broadcast_int(seed)
     log.info("random seed %d (give --seed %d to repeat this run)", seed, seed)
     return seed
+
+
+def _warn_other_scale(state: dict, source, voxel_size: float) -> None:
+    """A pretrained model learnt features at its own voxel size: say so when it differs."""
+    trained = state.get("extra", {}).get("voxel_size")
+    if trained and abs(float(trained) - voxel_size) > 0.02 * voxel_size:
+        log.warning(
+            "%s: trained on maps of %.3f Å/voxel, these have %.3f Å/voxel: the network sees "
+            "features at another scale",
+            source,
+            float(trained),
+            voxel_size,
+        )
 
 
 def correct_maps(
@@ -194,9 +213,18 @@ def correct_maps(
             has_pretrained=pretrained_model is not None,
             names=names,
         )
-        pretrained = load_checkpoint(pretrained_model) if pretrained_model is not None else None
+        pretrained = None
+        if pretrained_model is not None:
+            pretrained = load_checkpoint(pretrained_model)
+            check_model(pretrained, pretrained_model)
+            _warn_other_scale(pretrained, pretrained_model, voxel_size)
         config = network_config(settings, pretrained, source=str(pretrained_model), names=names)
         out_dir = Path(output_dir)
+        if settings.resume:
+            halves_count = 1 if half2 is None else 2
+            for name in job_names(model_name, halves_count, settings.independent):
+                if (out_dir / f"{name}.pt").is_file():
+                    check_resumable(out_dir / f"{name}.pt", config)
         out_dir.mkdir(parents=True, exist_ok=True)
         if isinstance(loss_plot, (str, os.PathLike)):
             loss_plot = LossPlot(out_dir / loss_plot)

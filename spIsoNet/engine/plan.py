@@ -34,6 +34,7 @@ __all__ = [
     "check_limit_res",
     "default_limit_res",
     "effective_batch_size",
+    "job_names",
     "make_plan",
     "network_config",
 ]
@@ -333,7 +334,7 @@ def network_config(
     except (KeyError, TypeError) as exc:
         raise InputError(f"{source}: no valid network architecture in it ({exc})") from None
     if loaded != config:
-        log.info("using the pretrained model's architecture %s", loaded)
+        log.info("%s: using the model's architecture %s", source, loaded)
     if settings.cube_size % loaded.multiple:
         cube = (names or {}).get("cube_size", "cube_size")
         raise InputError(
@@ -351,14 +352,20 @@ def prediction_tiling(settings: EngineSettings, config: UNetConfig) -> tuple[int
     return tile, overlap
 
 
+def job_names(model_name: str, n_halves: int, independent: bool) -> list[str]:
+    """Checkpoint stems of a run: one model, or one per half with ``independent``."""
+    if n_halves == 2 and independent:
+        return [f"{model_name}_half1", f"{model_name}_half2"]
+    return [model_name]
+
+
 def _jobs(inputs: list[NetworkInput], independent: bool, model_name: str) -> tuple[TrainJob, ...]:
+    names = job_names(model_name, len(inputs), independent)
     if len(inputs) == 1:
-        return (TrainJob(model_name, (inputs[0].data,), (0,)),)
+        return (TrainJob(names[0], (inputs[0].data,), (0,)),)
     if independent:
-        return tuple(
-            TrainJob(f"{model_name}_half{i + 1}", (x.data,), (0,)) for i, x in enumerate(inputs)
-        )
-    return (TrainJob(model_name, (inputs[0].data, inputs[1].data), (0, 1)),)
+        return tuple(TrainJob(n, (x.data,), (0,)) for n, x in zip(names, inputs))
+    return (TrainJob(names[0], (inputs[0].data, inputs[1].data), (0, 1)),)
 
 
 # --------------------------------------------------------------------------------------------
