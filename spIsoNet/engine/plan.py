@@ -153,6 +153,7 @@ class CorrectionPlan:
             f"{s.cube_size}³, batch {self.work.batch_size} (acc {s.acc_batches}), {s.epochs} "
             f"epochs, limit {self.limit_res:.2f} Å, net width {config.width} depth "
             f"{config.depth} ({config.norm} norm)"
+            + (f", training time limit {s.time_limit:g} s" if s.time_limit is not None else "")
         )
 
 

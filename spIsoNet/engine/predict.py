@@ -15,6 +15,7 @@ partial weighted sums are added on the main process.
 from __future__ import annotations
 
 import contextlib
+import time
 
 import numpy as np
 import torch
@@ -22,6 +23,35 @@ from torch import nn
 
 from spIsoNet.engine import interrupt
 from spIsoNet.engine.distributed import DistContext
+from spIsoNet.engine.train import format_duration
+from spIsoNet.log import get_logger
+
+log = get_logger("engine")
+
+#: seconds between prediction progress log lines
+PROGRESS_INTERVAL = 30.0
+
+
+class _TileProgress:
+    """A log line (tiles done, tiles/s, ETA) at most every :data:`PROGRESS_INTERVAL` seconds."""
+
+    def __init__(self, tiles: int, batch: int) -> None:
+        self.tiles, self.batch = tiles, batch
+        self.started = self.last = time.monotonic()
+
+    def before(self, done: int) -> None:
+        now = time.monotonic()
+        if done == 0 or now - self.last < PROGRESS_INTERVAL:
+            return
+        self.last = now
+        rate = done / (now - self.started)
+        log.info(
+            "prediction: tile %d/%d, %.2f tiles/s, ETA %s",
+            done,
+            self.tiles,
+            rate,
+            format_duration((self.tiles - done) / rate),
+        )
 
 
 def tile_starts(length: int, tile: int, step: int) -> list[int]:
@@ -145,8 +175,11 @@ def predict_volume(
             from tqdm import tqdm
 
             batches = tqdm(batches, desc="prediction", unit="batch", leave=False)
+        progress = _TileProgress(len(mine), batch_size) if ctx.is_main else None
         for first in batches:
             interrupt.check()
+            if progress is not None:
+                progress.before(first)
             chunk = mine[first : first + batch_size]
             batch = torch.stack(
                 [

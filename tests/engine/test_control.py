@@ -172,3 +172,28 @@ def test_other_runtime_errors_are_not_taken_for_memory(tmp_path, monkeypatch):
             settings=tiny_settings(),
             output_dir=tmp_path,
         )
+
+
+def test_prediction_progress_lines(monkeypatch, caplog):
+    from spIsoNet.engine import predict
+
+    monkeypatch.setattr(predict, "PROGRESS_INTERVAL", 0.0)
+    volume = np.zeros((24, 24, 24), np.float32)
+    with caplog.at_level(logging.INFO, logger="spIsoNet"):
+        predict.predict_volume(UNet3D(TINY), volume, tile=8, overlap=4, batch_size=4)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("prediction:")]
+    assert lines and "tiles/s, ETA" in lines[0] and lines[0].startswith("prediction: tile 4/")
+
+
+def test_spawned_processes_stop_together_at_the_time_limit(tmp_path):
+    h1, h2, fsc = tiny_case()
+    r = correct_maps(
+        h1,
+        h2,
+        2.0,
+        fsc3d_volume=fsc,
+        limit_res=5.0,
+        settings=tiny_settings(epochs=4, acc_batches=1, cpu_processes=2, time_limit=1e-6),
+        output_dir=tmp_path,
+    )
+    assert "2 process" in r.device and len(r.loss_history) == 1 and len(r.corrected) == 2
