@@ -23,9 +23,12 @@ from spIsoNet.io.atomic import write_text_atomic
 def to_plain(value: Any) -> Any:
     """Return ``value`` as plain JSON types: dicts, lists, str, int, float, bool, None.
 
-    numpy scalars/arrays become Python numbers/lists, paths become strings, dataclasses dicts,
+    numpy scalars/arrays become Python numbers/lists, paths become strings, objects with a
+    ``to_json()`` method (e.g. ``AnisotropyMetrics``) what it returns, other dataclasses dicts,
     and NaN/±Inf become ``None`` (null).
     """
+    if callable(getattr(value, "to_json", None)):  # records with their own JSON keys
+        return to_plain(value.to_json())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return to_plain(dataclasses.asdict(value))
     if isinstance(value, dict):
