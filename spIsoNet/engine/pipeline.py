@@ -115,6 +115,21 @@ def _warn_other_scale(state: dict, source, voxel_size: float) -> None:
         )
 
 
+def _network(settings, pretrained_model, voxel_size, out_dir, model_name, single, names):
+    """The pretrained checkpoint (checked) and the architecture; resumable checkpoints checked."""
+    pretrained = None
+    if pretrained_model is not None:
+        pretrained = load_checkpoint(pretrained_model)
+        check_model(pretrained, pretrained_model)
+        _warn_other_scale(pretrained, pretrained_model, voxel_size)
+    config = network_config(settings, pretrained, source=str(pretrained_model), names=names)
+    if settings.resume:
+        for name in job_names(model_name, 1 if single else 2, settings.independent):
+            if (out_dir / f"{name}.pt").is_file():
+                check_resumable(out_dir / f"{name}.pt", config)
+    return pretrained, config
+
+
 def correct_maps(
     half1: np.ndarray,
     half2: np.ndarray | None,
@@ -213,18 +228,10 @@ def correct_maps(
             has_pretrained=pretrained_model is not None,
             names=names,
         )
-        pretrained = None
-        if pretrained_model is not None:
-            pretrained = load_checkpoint(pretrained_model)
-            check_model(pretrained, pretrained_model)
-            _warn_other_scale(pretrained, pretrained_model, voxel_size)
-        config = network_config(settings, pretrained, source=str(pretrained_model), names=names)
         out_dir = Path(output_dir)
-        if settings.resume:
-            halves_count = 1 if half2 is None else 2
-            for name in job_names(model_name, halves_count, settings.independent):
-                if (out_dir / f"{name}.pt").is_file():
-                    check_resumable(out_dir / f"{name}.pt", config)
+        pretrained, config = _network(
+            settings, pretrained_model, voxel_size, out_dir, model_name, half2 is None, names
+        )
         out_dir.mkdir(parents=True, exist_ok=True)
         if isinstance(loss_plot, (str, os.PathLike)):
             loss_plot = LossPlot(out_dir / loss_plot)
@@ -266,11 +273,8 @@ def correct_maps(
                 return result
             with stage_timer(timings, "recombine"):
                 recombine(plan, run, result)
-            result.model_path = (
-                result.model_paths[0]
-                if result.model_paths
-                else (Path(pretrained_model) if pretrained_model is not None else None)
-            )
+            if result.model_path is None and pretrained_model is not None:
+                result.model_path = Path(pretrained_model)
     return result
 
 
@@ -290,6 +294,7 @@ def recombine(plan: CorrectionPlan, run: RunOutput, result: CorrectionResult) ->
                 _recombine(filtered, plan.halves[k], plan.limit_res, plan.voxel_size, plan.mask)
             )
     result.model_paths = [Path(p) for p in run.model_paths if p]
+    result.model_path = result.model_paths[0] if result.model_paths else None
     result.loss_histories = dict(run.histories)
     result.loss_history = next(iter(result.loss_histories.values()), [])
 
