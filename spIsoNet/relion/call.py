@@ -21,10 +21,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from spIsoNet.errors import InputError
-from spIsoNet.io import key_values, read_star, require_labels
+from spIsoNet.io.star import StarLoop, key_values, read_star, require_labels, star_version
 
 STAR_SUFFIX = "_external_reconstruct.star"
 GENERAL_BLOCK = "external_reconstruct_general"
@@ -216,31 +215,49 @@ def _as_float(value, label: str, path: str) -> float:
         raise InputError(f"{path}: {label} is not a number: {value!r}") from None
 
 
-def _table_column(table: pd.DataFrame, label: str, n_shells: int) -> np.ndarray | None:
-    """A per-shell column placed by ``rlnSpectralIndex`` (missing shells are 0)."""
-    if label not in table.columns:
-        return None
+def _table_column(table: StarLoop, label: str, n_shells: int, path: str) -> np.ndarray:
+    """A per-shell column placed by ``rlnSpectralIndex`` (shells not in the table are 0).
+
+    Raises
+    ------
+    InputError
+        A value that is not a finite number, or a spectral index outside ``0 … n_shells−1``.
+    """
     out = np.zeros(n_shells, dtype=np.float64)
-    index = pd.to_numeric(table["rlnSpectralIndex"], errors="coerce").to_numpy()
-    values = pd.to_numeric(table[label], errors="coerce").to_numpy(dtype=np.float64)
-    ok = np.isfinite(index) & np.isfinite(values) & (index >= 0) & (index < n_shells)
-    out[index[ok].astype(np.int64)] = values[ok]
+    try:
+        index = np.asarray(table["rlnSpectralIndex"], dtype=np.float64)
+        values = np.asarray(table[label], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"{path}: data_{TAU2_BLOCK}: {label} has values that are not numbers"
+        ) from None
+    if not (np.isfinite(values).all() and np.isfinite(index).all()):
+        raise InputError(f"{path}: data_{TAU2_BLOCK}: {label} has NaN/Inf values")
+    if np.any(index != np.round(index)) or np.any(index < 0) or np.any(index >= n_shells):
+        raise InputError(f"{path}: data_{TAU2_BLOCK}: rlnSpectralIndex outside 0…{n_shells - 1}")
+    out[index.astype(np.int64)] = values
     return out
 
 
-def _star_version(path: str) -> int | None:
+def _check_tau2_table(table: StarLoop, r_max: int, path: str) -> None:
+    """The table must hold every shell the reconstruction uses (0 … ``r_max``), each once.
+
+    A STAR file cut inside its tau2 loop would otherwise give a map regularised with tau2 = 0
+    beyond the cut (25 % off RELION's in the case that was reported).
+    """
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                stripped = line.strip()
-                if stripped.startswith("# version"):
-                    parts = stripped.split()
-                    return int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None
-                if stripped.startswith("data_"):
-                    return None
-    except OSError:
-        return None
-    return None
+        index = np.asarray(table["rlnSpectralIndex"], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: data_{TAU2_BLOCK}: rlnSpectralIndex is not numeric") from None
+    if np.unique(index).size != index.size:
+        raise InputError(f"{path}: data_{TAU2_BLOCK}: repeated rlnSpectralIndex values")
+    present = set(index[(index >= 0) & (index <= r_max)].astype(np.int64).tolist())
+    missing = sorted(set(range(r_max + 1)) - present)
+    if missing:
+        raise InputError(
+            f"{path}: data_{TAU2_BLOCK} is truncated or inconsistent: {table.n_rows} rows, "
+            f"shells {missing[0]}…{missing[-1]} of the 0…{r_max} the current size needs are missing"
+        )
 
 
 def read_external_star(path: str) -> ExternalStar:
@@ -295,13 +312,17 @@ def read_external_star(path: str) -> ExternalStar:
 
     tau2 = fsc = None
     n_shells = ori_size // 2 + 1
+    r_max = (ori_size if current_size < 0 or current_size > ori_size else current_size) // 2
     table = blocks.get(TAU2_BLOCK)
-    if isinstance(table, dict):  # a one-row loop comes back as a dict from some readers
-        table = pd.DataFrame([table])
-    if isinstance(table, pd.DataFrame) and "rlnSpectralIndex" in table.columns and len(table):
-        tau2 = _table_column(table, "rlnReferenceTau2", n_shells)
-        fsc = _table_column(table, "rlnGoldStandardFsc", n_shells)
-    if tau2 is None:
+    if table is not None:
+        if not isinstance(table, StarLoop):
+            raise InputError(f"{path}: data_{TAU2_BLOCK} is not a loop")
+        require_labels(table, ["rlnSpectralIndex", "rlnReferenceTau2"], TAU2_BLOCK, path)
+        _check_tau2_table(table, r_max, path)
+        tau2 = _table_column(table, "rlnReferenceTau2", n_shells, path)
+        if "rlnGoldStandardFsc" in table:
+            fsc = _table_column(table, "rlnGoldStandardFsc", n_shells, path)
+    else:
         notes.append("no tau2 table: reconstruction without the MAP term (as --no_map)")
     result_star = general.get("rlnExtReconsResultStarfile")
     return ExternalStar(
@@ -320,6 +341,6 @@ def read_external_star(path: str) -> ExternalStar:
         particle_diameter=diameter,
         tau2=tau2,
         fsc=fsc,
-        version=_star_version(path),
+        version=star_version(path),
         notes=notes,
     )

@@ -1,4 +1,4 @@
-"""RELION's external reconstruction, reproduced in numpy/torch.
+"""RELION's external reconstruction, reproduced in numpy.
 
 ``relion_refine --external_reconstruct`` hands over the back-projected Fourier data and weights of
 one class/half on a ``pf``-oversampled grid. :func:`reconstruct` turns them into the real-space map
@@ -24,10 +24,11 @@ RELION's own program segfaults there; we reconstruct without regularisation (= i
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 #: Kaiser–Bessel blob of RELION's BackProjector: radius (table built for twice it), alpha, order 0
 BLOB_RADIUS = 1.9
@@ -39,6 +40,49 @@ BLOB_TABLE_SAMPLING = 0.5 / BLOB_TABLE_SIZE
 GRIDDING_ITERATIONS = 10
 #: raised-cosine width (voxels) of the background mask outside the box sphere
 BACKGROUND_EDGE = 3.0
+#: internal grids from this size on use :mod:`scipy.fft` with threads; smaller ones numpy's FFT
+#: (importing scipy.fft costs ~0.2 s, more than all the FFTs of a 64³ call)
+SCIPY_FFT_MIN_GRID = 96
+
+
+def fft_threads(environ: Mapping[str, str] | None = None) -> int:
+    """FFT threads: the cores this process may use (affinity), at most ``OMP_NUM_THREADS``.
+
+    RELION starts the plugin with its rank's environment, so ``OMP_NUM_THREADS=1`` (as for
+    relion_refine's own threads) gives one thread.
+    """
+    from spIsoNet.fourier import available_cores
+
+    environ = os.environ if environ is None else environ
+    try:
+        omp = int(str(environ.get("OMP_NUM_THREADS", "")).split(",")[0])
+    except ValueError:
+        omp = 0
+    cores = available_cores()
+    return max(1, min(cores, omp) if omp > 0 else cores)
+
+
+class _FFT:
+    """``rfftn``/``irfftn`` over all three axes, one library for all FFTs of a call.
+
+    numpy's FFT when the internal grid is below :data:`SCIPY_FFT_MIN_GRID`, else scipy's with
+    :func:`fft_threads` workers. Both are pocketfft; they agree to rounding (≪ 1e-6).
+    """
+
+    def __init__(self, grid: int) -> None:
+        self.kwargs: dict = {}
+        self.backend = np.fft
+        if grid >= SCIPY_FFT_MIN_GRID:
+            import scipy.fft
+
+            self.backend = scipy.fft
+            self.kwargs = {"workers": fft_threads()}
+
+    def rfftn(self, volume: np.ndarray) -> np.ndarray:
+        return self.backend.rfftn(volume, axes=(0, 1, 2), **self.kwargs)
+
+    def irfftn(self, spectrum: np.ndarray, n: int) -> np.ndarray:
+        return self.backend.irfftn(spectrum, s=(n, n, n), axes=(0, 1, 2), **self.kwargs)
 
 
 def relion_round(x: np.ndarray | float) -> np.ndarray:
@@ -295,7 +339,8 @@ def reconstruct(
     del weight_p
 
     # Gridding pre-weighting: Wn ← Wn / max(1e-6, |(Wn·Fw) ⊛ blob|) inside the sphere.
-    wn = gridding_weights(fw, inside, geom, gridding_iterations, double_iterations)
+    fft = _FFT(p)
+    wn = gridding_weights(fw, inside, geom, gridding_iterations, double_iterations, fft=fft)
     del fw
 
     # Weighted data, windowed to the even grid, inverse FFT.
@@ -305,12 +350,12 @@ def reconstruct(
     spectrum.imag = _window(data_imag, geom.grid_file, p, geom.R) * wn
     del wn
     spectrum = _window(spectrum, p, pe, geom.R)
-    volume = torch.fft.irfftn(torch.from_numpy(spectrum), s=(pe, pe, pe))
+    volume = fft.irfftn(spectrum, pe)
     del spectrum
     n = geom.ori_size
     # fftshift + crop in one gather: output index j holds FFT index (j − N/2) mod Pe
-    idx = torch.from_numpy((np.arange(n) - n // 2) % pe)
-    volume = volume[idx][:, idx][:, :, idx].to(torch.float64).numpy()
+    idx = (np.arange(n) - n // 2) % pe
+    volume = volume[np.ix_(idx, idx, idx)]
     volume *= pe**3 / (geom.padding**3 * n)
 
     volume = fill_background(volume)
@@ -324,6 +369,8 @@ def gridding_weights(
     geom: GridGeometry,
     iterations: int = GRIDDING_ITERATIONS,
     double_iterations: int | None = None,
+    *,
+    fft: _FFT | None = None,
 ) -> np.ndarray:
     """Iterative gridding pre-weights ``Wn`` on the P-grid (float64, half spectrum).
 
@@ -343,27 +390,29 @@ def gridding_weights(
         Number of iterations (RELION: 10).
     double_iterations
         How many of the first iterations run in float64 (None: all).
+    fft
+        FFT library of the call (default: chosen by the grid size).
     """
     p = geom.grid_internal
     n_double = iterations if double_iterations is None else max(0, int(double_iterations))
-    fw_t = torch.from_numpy(fw)
-    kernel = torch.from_numpy(gridding_kernel(geom))
-    kernel32 = kernel.to(torch.float32) if n_double < iterations else None
-    wn = torch.from_numpy(inside).to(torch.float64)
+    fft = _FFT(p) if fft is None else fft
+    kernel = gridding_kernel(geom)
+    kernel32 = kernel.astype(np.float32) if n_double < iterations else None
+    fw32 = fw.astype(np.float32) if n_double < iterations else None
+    wn = inside.astype(np.float64)
     for it in range(int(iterations)):
         double = it < n_double
-        product = wn * fw_t
-        if not double:
-            product = product.to(torch.float32)
-        conv = torch.fft.irfftn(product, s=(p, p, p))
+        product = wn * fw if double else wn.astype(np.float32) * fw32
+        conv = fft.irfftn(product, p)
         del product
-        conv.mul_(kernel if double else kernel32)
-        magnitude = torch.fft.rfftn(conv).abs()
+        conv *= kernel if double else kernel32
+        magnitude = np.abs(fft.rfftn(conv))
         del conv
         # outside the sphere Wn is 0 and stays 0; |C| ≥ 1e-6 so the division is safe
-        wn.div_(magnitude.clamp_(min=1e-6))
+        np.maximum(magnitude, 1e-6, out=magnitude)
+        wn /= magnitude
         del magnitude
-    return wn.numpy()
+    return wn
 
 
 def _box_radius(n: int) -> np.ndarray:
