@@ -1,6 +1,6 @@
 """File input/output: MRC maps, STAR files, atomic writes.
 
-The STAR readers (``starfile``, which imports pandas: ~0.3 s and ~40 MB) load on first use, so
+The STAR readers (``starfile``, which imports pandas: ~0.2 s and ~75 MB) load on first use, so
 the map tools do not pay for them.
 """
 
