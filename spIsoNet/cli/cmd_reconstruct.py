@@ -195,12 +195,16 @@ def common_model_name(bases: list[str]) -> str:
 
 
 def engine_settings(args: argparse.Namespace):
-    """The :class:`~spIsoNet.engine.EngineSettings` of the command line (checked, no box yet)."""
+    """The :class:`~spIsoNet.engine.EngineSettings` of the command line (checked, no box yet).
+
+    Progress bars only on a terminal; a log file gets the periodic progress lines instead.
+    """
+    import sys
+
     from spIsoNet.engine.settings import EngineSettings
 
-    settings = EngineSettings.from_mapping(
-        {field: getattr(args, flag.lstrip("-")) for field, flag in CLI_NAMES.items()}
-    )
+    values = {field: getattr(args, flag.lstrip("-")) for field, flag in CLI_NAMES.items()}
+    settings = EngineSettings.from_mapping({**values, "show_progress": sys.stderr.isatty()})
     settings.validate(names=CLI_NAMES)
     return settings
 

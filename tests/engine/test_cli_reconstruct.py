@@ -160,6 +160,7 @@ def test_limit_res_finer_than_nyquist_records_nyquist(tmp_path, maps, capsys):
     assert report["limit_res"] == 4.0  # Nyquist at 2 Å/voxel, the value used
     assert "beyond Nyquist" in (out / "reconstruct.log").read_text()
     assert report["settings"]["time_limit"] is None
+    assert report["settings"]["show_progress"] is False  # no terminal: log lines, no bars
 
 
 def test_time_limit_option(tmp_path, maps):
