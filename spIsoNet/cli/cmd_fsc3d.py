@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_float,
         default=None,
         help="resolution (Å) beyond which the volume is 0 (default: the global FSC = 0.143 "
-        "resolution of the masked half-maps)",
+        "resolution of the half-maps, masked when a mask is given)",
     )
     parser.add_argument(
         "--cone_angle",
