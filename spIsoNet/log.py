@@ -39,3 +39,64 @@ def setup_logging(
         logger.addHandler(file_handler)
     logger.propagate = False
     return logger
+
+
+class TagFilter(logging.Filter):
+    """Adds ``record.tag`` (e.g. ``it004 half1 class001 pid 123``) for the format strings."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__()
+        self.tag = tag
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.tag = self.tag
+        return True
+
+
+class SummaryFilter(logging.Filter):
+    """Passes warnings and errors, and info records logged with ``extra={"summary": True}``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or getattr(record, "summary", False)
+
+
+def setup_tagged_logging(
+    log_file: str | Path | None, tag: str, *, console: bool = True, prefix: str = "spIsoNet"
+) -> logging.Logger:
+    """Package logger for a program that shares a log file with concurrent copies of itself.
+
+    The file gets every line with time, level and ``tag``; stdout (``console``, the current
+    ``sys.stdout``) only the summary lines (:class:`SummaryFilter`), as
+    ``<prefix> [<tag>] message``. An unopenable log file is reported once on stderr and logging
+    continues on stdout.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(logging.INFO)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    tag_filter = TagFilter(tag)
+    if log_file is not None:
+        try:
+            file_handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+        except OSError as exc:  # e.g. a read-only folder: the program's own writes will say so
+            print(f"{prefix}: cannot open {log_file}: {exc.strerror}", file=sys.stderr)
+        else:
+            file_handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)-7s [%(tag)s] %(message)s", _DATEFMT)
+            )
+            file_handler.addFilter(tag_filter)
+            logger.addHandler(file_handler)
+    if console:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter(f"{prefix} [%(tag)s] %(message)s"))
+        handler.addFilter(tag_filter)
+        handler.addFilter(SummaryFilter())
+        logger.addHandler(handler)
+    logger.propagate = False
+    return logger
+
+
+def summary(logger: logging.Logger, message: str, *args) -> None:
+    """Log ``message`` at info level as a summary line (also shown on the console)."""
+    logger.info(message, *args, extra={"summary": True})

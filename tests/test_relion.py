@@ -612,3 +612,60 @@ def test_unexpected_errors(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and star in err[0] and "MemoryError" in err[0]
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------
+# truncated STAR files, the plain path's imports, interruption, wording
+def test_star_cut_inside_the_tau2_loop_is_rejected(tmp_path, monkeypatch, capsys):
+    """A STAR file cut inside its tau2 loop: one line naming the file, exit 2, no result."""
+    star = install_call(tmp_path, "run_it004_half1_class001")
+    path = tmp_path / star
+    text = path.read_text()
+    cut_at_row = text.index("          10 ")  # rows 0-9 of 0-17 (current size 34) survive
+    for cut in (text[:cut_at_row], text[: cut_at_row + 20]):  # at a row boundary, inside a row
+        path.write_text(cut)
+        assert run_main(tmp_path, star, monkeypatch) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and star in err[0] and "truncated" in err[0], err
+    path.write_text(text[: text.index("data_external_reconstruct_tau2")])
+    assert run_main(tmp_path, star, monkeypatch) == 2
+    assert "no data_external_reconstruct_tau2 block" in capsys.readouterr().err
+    assert not (tmp_path / star.replace(".star", ".mrc")).exists()
+
+
+def test_plain_call_imports_nothing_heavy(tmp_path):
+    star = install_call(tmp_path, "run_it004_half1_class001")
+    write_metadata(tmp_path / "Refine3D/job001", ORIGINAL_ROOT, 3, healpix=2)
+    code = (
+        "import sys; from spIsoNet.relion.wrapper import main; rc = main([sys.argv[1]]); "
+        "heavy = ('torch', 'pandas', 'starfile', 'matplotlib', 'scipy'); "
+        "print('HEAVY', sorted(m for m in heavy if m in sys.modules)); sys.exit(rc)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ISONET_")}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    done = subprocess.run(
+        [sys.executable, "-c", code, star], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "HEAVY []" in done.stdout
+    assert "correction skipped: healpix 2 < 3" in done.stdout
+    log = log_text(tmp_path)
+    assert "RELION's current 15.00 Å" in log and "this iteration's FSC 0.143" in log
+
+
+def test_sigterm_is_logged_and_leaves_no_partial_file(tmp_path, monkeypatch, capsys):
+    star = install_call(tmp_path, "run_it004_half1_class001")
+    folder = tmp_path / "Refine3D/job001"
+    write_metadata(folder, ORIGINAL_ROOT, 3, healpix=2)
+    real = wrapper.reconstruct
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(wrapper, "reconstruct", interrupted)
+    assert run_main(tmp_path, star, monkeypatch) == 128 + signal.SIGTERM
+    assert "interrupted" in capsys.readouterr().err
+    assert "interrupted by SIGTERM" in log_text(tmp_path)
+    assert not (folder / "run_it004_half1_class001_external_reconstruct.mrc").exists()
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []

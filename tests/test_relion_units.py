@@ -275,7 +275,7 @@ def test_stale_markers_of_other_iterations_are_removed(tmp_path):
 # ------------------------------------------------------------------------------------------
 # engine settings from the environment
 def test_engine_settings_mapping():
-    from spIsoNet.relion.wrapper import engine_settings
+    from spIsoNet.relion.settings import engine_settings
 
     settings, _ = read_settings(
         {"ISONET_GPUS": "2,3", "ISONET_EPOCHS": "9", "ISONET_CUBE_SIZE": "96"}
@@ -289,3 +289,229 @@ def test_engine_settings_mapping():
     default, _ = read_settings({})
     engine = engine_settings(default, box=50)
     assert engine.device == "auto" and engine.gpu_ids is None and engine.cube_size == 48
+
+
+# ------------------------------------------------------------------------------------------
+# the small STAR reader and the external STAR's checks (no vectors needed)
+STAR = "_external_reconstruct.star"
+GENERAL = """
+# version 50001
+
+data_external_reconstruct_general
+
+_rlnExtReconsDataReal        J/r_it004_half1_class001_external_reconstruct_data_real.mrc
+_rlnExtReconsDataImag        J/r_it004_half1_class001_external_reconstruct_data_imag.mrc
+_rlnExtReconsWeight          J/r_it004_half1_class001_external_reconstruct_weight.mrc
+_rlnExtReconsResult          J/r_it004_half1_class001_external_reconstruct.mrc
+_rlnTau2FudgeFactor          1.000000
+_rlnPaddingFactor            2.000000
+_rlnReferenceDimensionality  3
+_rlnOriginalImageSize        16
+_rlnCurrentImageSize         10
+_rlnPixelSize                2.000000
+"""
+
+
+def _tau2_block(rows: int, labels=("rlnSpectralIndex", "rlnReferenceTau2", "rlnGoldStandardFsc")):
+    lines = ["", "# version 50001", "", "data_external_reconstruct_tau2", "", "loop_ "]
+    lines += [f"_{label} #{i + 1} " for i, label in enumerate(labels)]
+    for shell in range(rows):
+        values = [f"{shell:12d}", "1.0e-04", f"{max(0.0, 1 - shell / 6):.6f}"]
+        lines.append(" ".join(values[: len(labels)]))
+    return "\n".join(lines) + "\n"
+
+
+def test_star_reader_blocks_loops_and_quotes(tmp_path):
+    from spIsoNet.io.star import StarLoop, read_star
+
+    path = tmp_path / "a.star"
+    path.write_text(GENERAL + _tau2_block(9) + "\ndata_q\n\n_rlnName 'a b'\n")
+    blocks = read_star(path)
+    general = blocks["external_reconstruct_general"]
+    assert general["rlnOriginalImageSize"] == 16 and general["rlnPixelSize"] == 2.0
+    table = blocks["external_reconstruct_tau2"]
+    assert isinstance(table, StarLoop) and table.n_rows == 9
+    assert table["rlnSpectralIndex"] == list(range(9)) and blocks["q"]["rlnName"] == "a b"
+
+
+def test_star_row_cut_in_the_middle_is_an_error(tmp_path):
+    from spIsoNet.io.star import read_star
+
+    path = tmp_path / "cut.star"
+    path.write_text(GENERAL + _tau2_block(9)[:-12])  # the last row loses a value
+    with pytest.raises(InputError, match=r"cut.star: truncated or malformed.*expected 3"):
+        read_star(path)
+
+
+@pytest.mark.parametrize(
+    "tau2, message",
+    [
+        (_tau2_block(4), r"truncated or inconsistent: 4 rows, shells 4…5 of the 0…5"),
+        (_tau2_block(9, ("rlnSpectralIndex", "rlnGoldStandardFsc")), "has no rlnReferenceTau2"),
+        ("\ndata_external_reconstruct_tau2\n\n", "is not a loop"),
+    ],
+)
+def test_external_star_with_a_short_or_inconsistent_tau2_table(tmp_path, tau2, message):
+    from spIsoNet.relion.call import read_external_star
+
+    path = tmp_path / "J" / "r_it004_half1_class001_external_reconstruct.star"
+    path.parent.mkdir()
+    path.write_text(GENERAL + tau2)
+    with pytest.raises(InputError, match=message) as info:
+        read_external_star(str(path))
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_external_star_reads_without_pandas(tmp_path):
+    path = tmp_path / "r_external_reconstruct.star"
+    path.write_text(GENERAL + _tau2_block(9))
+    code = (
+        "import sys; from spIsoNet.relion.call import read_external_star; "
+        f"e = read_external_star({str(path)!r}); assert e.tau2.shape == (9,); "
+        "print(sorted(m for m in ('pandas', 'starfile', 'torch', 'scipy') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------------
+# resolution policy
+def test_fsc_crossing_measured_and_truncated():
+    import numpy as np
+
+    from spIsoNet.relion.resolution import fsc_crossing
+
+    fsc = np.zeros(33)
+    fsc[:18] = np.linspace(1.0, 0.3, 18)  # still 0.3 at the last carried shell (17)
+    truncated = fsc_crossing(fsc, 64, 2.0, 34)
+    assert truncated.truncated and truncated.angstrom == pytest.approx(128 / 17)
+    assert "at least as fine as 7.53 Å" in truncated.describe()
+    assert "FSC truncated at the current size" in truncated.describe()
+    fsc[9:18] = 0.05  # crosses between shells 8 and 9
+    measured = fsc_crossing(fsc, 64, 2.0, 34)
+    assert not measured.truncated and 8 < measured.shell < 9
+    assert measured.describe().startswith("FSC 0.143 = ")
+
+
+def test_plan_resolution_prefers_relions_and_respects_the_current_size():
+    import numpy as np
+
+    from spIsoNet.relion.resolution import plan_resolution
+
+    fsc = np.zeros(33)
+    fsc[:18] = np.linspace(1.0, 0.3, 18)
+    plan = plan_resolution(18.3, fsc, 64, 2.0, 34)
+    assert plan.use == 18.3 and "RELION" in plan.source and plan.fsc.truncated
+    assert "RELION's current 18.30 Å" in plan.describe()
+    # finer than the current size carries: limited to its Nyquist
+    assert plan_resolution(5.0, fsc, 64, 2.0, 34).use == pytest.approx(128 / 17)
+    # no RELION resolution and a truncated FSC: nothing trustworthy
+    assert plan_resolution(None, fsc, 64, 2.0, 34).use is None
+    fsc[9:18] = 0.05
+    assert 14 < plan_resolution(None, fsc, 64, 2.0, 34).use < 16
+
+
+def test_metadata_reads_relions_current_resolution(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("run_it003_half2_model.star").write_text(
+        "data_model_general\n_rlnCurrentResolution 18.285714\n_rlnPixelSize 2.0\n"
+    )
+    Path("run_it003_half1_model.star").write_text(
+        "data_model_general\n_rlnCurrentResolution 20.0\n_rlnPixelSize 2.0\n"
+    )
+    meta = read_iteration_metadata(
+        parse_root("run_it004_half2_class001" + STAR), None, need_previous=False
+    )
+    assert meta.current_resolution == pytest.approx(18.285714)
+    assert meta.model_file == "run_it003_half2_model.star"
+    Path("run_it003_half2_model.star").write_text("data_model_general\n_rlnCurrentResolution inf\n")
+    meta = read_iteration_metadata(
+        parse_root("run_it004_half2_class001" + STAR), None, need_previous=False
+    )
+    assert meta.current_resolution is None
+
+
+# ------------------------------------------------------------------------------------------
+# new settings, the engine settings built once, --help
+def test_new_settings_are_validated():
+    settings, _ = read_settings(
+        {
+            "ISONET_NET_DEPTH": "2",
+            "ISONET_LEARNING_RATE": "1e-3",
+            "ISONET_PREDICT_CROP": "48",
+            "ISONET_NCPUS": "1",
+            "ISONET_TIME_LIMIT": "30",
+            "ISONET_WARM_START": "no",
+        }
+    )
+    assert (settings.net_depth, settings.learning_rate, settings.predict_crop) == (2, 1e-3, 48)
+    assert settings.ncpus == 1 and settings.time_limit == 30.0 and not settings.warm_start
+    for name, value in [
+        ("ISONET_NET_DEPTH", "0"),
+        ("ISONET_LEARNING_RATE", "0"),
+        ("ISONET_PREDICT_CROP", "4"),
+        ("ISONET_NCPUS", "0"),
+        ("ISONET_TIME_LIMIT", "-5"),
+        ("ISONET_WARM_START", "maybe"),
+    ]:
+        with pytest.raises(SettingsError, match=name):
+            read_settings({name: value})
+
+
+def test_engine_settings_are_built_once_and_named_in_isonet_terms():
+    from spIsoNet.relion.settings import cpu_threads, engine_settings
+
+    settings, _ = read_settings(
+        {"ISONET_NET_DEPTH": "4", "ISONET_TIME_LIMIT": "12", "ISONET_LEARNING_RATE": "1e-3"}
+    )
+    engine = engine_settings(settings, box=64, environ={"OMP_NUM_THREADS": "1"})
+    assert engine.net_depth == 4 and engine.time_limit == 12.0 and engine.learning_rate == 1e-3
+    assert engine.cube_size == 64 and engine.ncpus == 1 and engine.predict_crop_size == 64
+    bad, _ = read_settings({"ISONET_NET_DEPTH": "4", "ISONET_CUBE_SIZE": "40"})
+    with pytest.raises(InputError, match="ISONET_CUBE_SIZE"):
+        engine_settings(bad, box=200)
+    assert cpu_threads(None, {"OMP_NUM_THREADS": "1"}) == 1
+    assert cpu_threads(1, {}) == 1 and cpu_threads(None, {}) >= 1
+
+
+def test_strict_is_read_leniently():
+    from spIsoNet.relion.settings import strict_from_env
+
+    assert strict_from_env({"ISONET_STRICT": "yes"}) and not strict_from_env({})
+    assert not strict_from_env({"ISONET_STRICT": "garbage"})
+
+
+def test_help_lists_every_setting_without_importing_torch():
+    code = (
+        "import sys; from spIsoNet.relion.wrapper import main; rc = main(['--help']); "
+        "print('HEAVY', sorted(m for m in ('torch', 'pandas', 'matplotlib') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "HEAVY []" in done.stdout and "README" in done.stdout
+    for name in PluginSettings.env_names():
+        assert name in done.stdout
+    assert "ISONET_TIME_LIMIT" in done.stdout and "[5]" in done.stdout  # default epochs
+    short = subprocess.run(
+        [sys.executable, "-m", "spIsoNet.relion.wrapper", "-h"], capture_output=True, text=True
+    )
+    assert short.returncode == 0 and "ISONET_START_HEALPIX" in short.stdout
+
+
+# ------------------------------------------------------------------------------------------
+# markers get the umask's permissions (mkstemp's 0600 before)
+def test_rendezvous_markers_get_umask_permissions(tmp_path):
+    from spIsoNet.relion.sync import _write_json_atomic
+
+    old = os.umask(0o022)
+    try:
+        assert _write_json_atomic(tmp_path / "m.json", {"a": 1})
+        assert _write_json_atomic(tmp_path / "claim", {"a": 1}, exclusive=True)
+        assert not _write_json_atomic(tmp_path / "claim", {"a": 2}, exclusive=True)
+    finally:
+        os.umask(old)
+    for name in ("m.json", "claim"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
+    assert json.loads((tmp_path / "claim").read_text()) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["claim", "m.json"]

@@ -15,7 +15,6 @@ No file or environment access here except the engine's model checkpoint in ``out
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +22,9 @@ import numpy as np
 
 from spIsoNet import fourier
 from spIsoNet.log import get_logger
+from spIsoNet.timing import stage_timer
 
-from .settings import PluginSettings
+from .settings import ENGINE_NAMES, PluginSettings
 
 log = get_logger("relion")
 
@@ -48,6 +48,37 @@ def soft_sphere(n: int, radius: float, edge: float = 5.0) -> np.ndarray:
     r = np.sqrt(c[:, None, None] ** 2 + c[None, :, None] ** 2 + c[None, None, :] ** 2)
     phase = np.clip((r - radius) / max(edge, 1e-6), 0.0, 1.0)
     return (0.5 + 0.5 * np.cos(np.pi * phase)).astype(np.float32)
+
+
+def band_limited(
+    maps: list[np.ndarray], voxel_size: float, resolution: float
+) -> tuple[list[np.ndarray], float]:
+    """Fourier-crop maps to the band they carry, for metrics that stop where the data stop.
+
+    Parameters
+    ----------
+    maps
+        Maps ``[n, n, n]``.
+    voxel_size
+        Å per voxel.
+    resolution
+        Finest resolution (Å) the maps carry (e.g. the current size's Nyquist); the maps are
+        cropped to the smallest even box ``m`` whose Nyquist reaches it.
+
+    Returns
+    -------
+    (cropped maps ``[m, m, m]`` float32, their voxel size ``n · voxel_size / m``)
+    """
+    n = maps[0].shape[0]
+    m = max(8, 2 * int(np.ceil(n * voxel_size / resolution - 1e-9)))  # Nyquist shell ≥ band
+    if m >= n:
+        return maps, voxel_size
+    keep = np.r_[0 : m // 2, n - m // 2 : n]
+    out = []
+    for volume in maps:
+        spectrum = fourier.rfft3(volume)[np.ix_(keep, keep, np.arange(m // 2 + 1))]
+        out.append(fourier.irfft3(spectrum, m) * np.float32((m / n) ** 3))
+    return out, n * voxel_size / m
 
 
 def prepare_map(
@@ -119,60 +150,57 @@ def correct_halves(
     from spIsoNet.fsc3d import compute_fsc3d
 
     timings: dict[str, float] = {}
-    t = time.perf_counter()
-    refs = initial_references or [None] * len(maps)
-    prepared = []
-    steps: list[str] = []
-    for volume, reference in zip(maps, refs):
-        out, done = prepare_map(
-            volume,
-            voxel_size,
-            limit_res=limit_res,
-            settings=settings,
-            mask=mask,
-            keep_lowres=keep_lowres,
-            ini_high=ini_high,
-            initial_reference=reference,
-        )
-        prepared.append(out)
-        steps.extend(step for step in done if step not in steps)
+    with stage_timer(timings, "pre-processing"):
+        refs = initial_references or [None] * len(maps)
+        prepared = []
+        steps: list[str] = []
+        for volume, reference in zip(maps, refs):
+            out, done = prepare_map(
+                volume,
+                voxel_size,
+                limit_res=limit_res,
+                settings=settings,
+                mask=mask,
+                keep_lowres=keep_lowres,
+                ini_high=ini_high,
+                initial_reference=reference,
+            )
+            prepared.append(out)
+            steps.extend(step for step in done if step not in steps)
     log.info("pre-processing: %s", "; ".join(steps) if steps else "none")
-    timings["pre-processing"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    pair = (prepared[0], prepared[1]) if len(prepared) == 2 else fsc_pair
-    if pair is None:
-        raise ValueError("a single map needs fsc_pair (two maps) for its 3D FSC")
-    fsc3d = compute_fsc3d(pair[0], pair[1], voxel_size, mask=mask, limit_res=limit_res)
-    timings["3D FSC"] = time.perf_counter() - t
+    with stage_timer(timings, "3D FSC"):
+        pair = (prepared[0], prepared[1]) if len(prepared) == 2 else fsc_pair
+        if pair is None:
+            raise ValueError("a single map needs fsc_pair (two maps) for its 3D FSC")
+        fsc3d = compute_fsc3d(pair[0], pair[1], voxel_size, mask=mask, limit_res=limit_res)
 
     if settings.fsc_weighting:
-        t = time.perf_counter()
-        profile = fourier.fsc_weighting(np.asarray(fsc3d.global_fsc), mode="plain")
-        prepared = [fourier.apply_radial_filter(m, profile, beyond=0.0) for m in prepared]
-        timings["FSC weighting"] = time.perf_counter() - t
+        with stage_timer(timings, "FSC weighting"):
+            profile = fourier.fsc_weighting(np.asarray(fsc3d.global_fsc), mode="plain")
+            prepared = [fourier.apply_radial_filter(m, profile, beyond=0.0) for m in prepared]
 
-    t = time.perf_counter()
-    result = correct_maps(
-        prepared[0],
-        prepared[1] if len(prepared) == 2 else None,
-        voxel_size,
-        fsc3d_volume=fsc3d.volume,
-        limit_res=limit_res,
-        mask=mask,
-        settings=engine_settings,
-        output_dir=output_dir,
-        pretrained_model=pretrained_model,
-        model_name=model_name,
-    )
-    timings["training+prediction"] = time.perf_counter() - t
+    with stage_timer(timings, "training+prediction"):
+        result = correct_maps(
+            prepared[0],
+            prepared[1] if len(prepared) == 2 else None,
+            voxel_size,
+            fsc3d_volume=fsc3d.volume,
+            limit_res=limit_res,
+            mask=mask,
+            settings=engine_settings,
+            output_dir=output_dir,
+            pretrained_model=pretrained_model,
+            model_name=model_name,
+            names=ENGINE_NAMES,
+            loss_plot=None,
+        )
     for stage, seconds in (result.timings or {}).items():
         timings[f"  engine {stage}"] = float(seconds)
     corrected = [np.asarray(c, dtype=np.float32) for c in result.corrected]
     if settings.lowpass:
-        t = time.perf_counter()
-        corrected = [fourier.lowpass(c, limit_res, voxel_size) for c in corrected]
-        timings["low-pass"] = time.perf_counter() - t
+        with stage_timer(timings, "low-pass"):
+            corrected = [fourier.lowpass(c, limit_res, voxel_size) for c in corrected]
     return CorrectionOutcome(
         corrected=[np.ascontiguousarray(c, dtype=np.float32) for c in corrected],
         timings=timings,

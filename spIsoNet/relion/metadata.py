@@ -4,7 +4,8 @@ At the call for iteration N the newest per-iteration files are those of iteratio
 (``<o>_it(N−1)_optimiser.star``, ``_sampling.star``, ``_half1_model.star``, ``_data.star``);
 ``--ini_high`` and ``--keep_lowres`` are only in the command-line comment (line 2) of the first
 optimiser file of the run (``<o>_it000_optimiser.star``). Labels are read by name with
-:mod:`starfile` (3.1, 4.0 and 5.0 write the same labels; extra labels are ignored).
+:func:`spIsoNet.io.star.read_star` (3.1, 4.0 and 5.0 write the same labels; extra labels are
+ignored).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spIsoNet.errors import InputError
-from spIsoNet.io import key_values, read_star
+from spIsoNet.io.star import key_values, read_star
 
 from .call import CallName
 
@@ -43,6 +44,12 @@ class IterationMetadata:
         Å per pixel of the reference, and where it came from.
     particle_diameter
         ``rlnParticleDiameter`` in Å (optimiser), if known.
+    current_resolution
+        RELION's own ``rlnCurrentResolution`` (Å) of the previous iteration's model STAR (this
+        half's, else half1's or the joined one); None when unknown or not finite (``inf`` at
+        iteration 0).
+    model_file
+        The model STAR file it was read from.
     split_halves, auto_refine
         ``rlnDoSplitRandomHalves`` / ``rlnDoAutoRefine`` of the optimiser.
     command_line
@@ -71,6 +78,8 @@ class IterationMetadata:
     pixel_size: float | None = None
     pixel_size_source: str = ""
     particle_diameter: float | None = None
+    current_resolution: float | None = None
+    model_file: str | None = None
     split_halves: bool | None = None
     auto_refine: bool | None = None
     command_line: str = ""
@@ -241,16 +250,25 @@ def read_iteration_metadata(
         meta.split_halves = _bool_or_none(optimiser.get("rlnDoSplitRandomHalves"))
         meta.auto_refine = _bool_or_none(optimiser.get("rlnDoAutoRefine"))
 
-    # Pixel size: external STAR (4.0+) → model.star → first optics group of data.star.
-    if meta.pixel_size is None:
-        for model in (f"{prefix}_half1_model.star", f"{prefix}_model.star"):
-            if not Path(model).is_file():
-                continue
-            general = read_block("model", model, "model_general", False)
-            value = _float_or_none(general.get("rlnPixelSize")) if general else None
-            if value and value > 0:
-                meta.pixel_size, meta.pixel_size_source = value, f"{model} rlnPixelSize"
-                break
+    # RELION's current resolution (and the pixel size when the external STAR lacks it) from the
+    # previous iteration's model STAR of this half (half1's or the joined one as fallbacks).
+    halves = [call.half] if call.half else []
+    models = [f"{prefix}_half{h}_model.star" for h in dict.fromkeys([*halves, 1])]
+    for model in [*models, f"{prefix}_model.star"]:
+        if not Path(model).is_file():
+            continue
+        general = read_block("model", model, "model_general", False)
+        if general is None:
+            continue
+        meta.model_file = model
+        resolution = _float_or_none(general.get("rlnCurrentResolution"))
+        meta.current_resolution = resolution if resolution and resolution > 0 else None
+        value = _float_or_none(general.get("rlnPixelSize"))
+        if meta.pixel_size is None and value and value > 0:
+            meta.pixel_size, meta.pixel_size_source = value, f"{model} rlnPixelSize"
+        break
+    else:
+        meta.notes.append(f"{prefix}_half*_model.star not found: RELION's resolution unknown")
     if meta.pixel_size is None and Path(f"{prefix}_data.star").is_file():
         value = _optics_pixel_size(Path(f"{prefix}_data.star"))
         if value and value > 0:

@@ -14,10 +14,8 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 
+from spIsoNet.booleans import parse_bool
 from spIsoNet.errors import InputError
-
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f"}
 
 
 class SettingsError(InputError):
@@ -25,12 +23,10 @@ class SettingsError(InputError):
 
 
 def _parse_bool(name: str, text: str) -> bool:
-    value = text.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise SettingsError(f"{name}={text!r}: expected True or False")
+    try:
+        return parse_bool(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r}: expected True or False") from None
 
 
 def _number(kind: type, low: float | None = None, high: float | None = None, *, strict_low=False):
@@ -92,8 +88,12 @@ class PluginSettings:
     FSC=0.143 resolution must be finer). Map processing: whitening between
     ``whitening_low`` Å and the current resolution, keeping the initial reference below
     ``--ini_high`` (``keep_lowres``), FSC weighting, final low-pass at the current resolution.
-    Training: epochs, alpha, beta, acc_batches, n_subvolume, cube_size, net_width, batch_size;
-    device/GPUs. Rendezvous of the halves: sync_timeout, partner_wait, heartbeat_timeout (s).
+    Training: epochs, alpha, beta, acc_batches, n_subvolume, cube_size, net_width, net_depth,
+    learning_rate, batch_size, predict_crop (prediction tile edge), ncpus (CPU threads; default
+    the cores of the affinity mask, at most ``OMP_NUM_THREADS``), time_limit (seconds of training
+    per call, the cost knob), warm_start (continue from the previous iteration's model of the
+    same class/half when its architecture matches); device/GPUs. Rendezvous of the halves:
+    sync_timeout, partner_wait, heartbeat_timeout (s).
     """
 
     start_healpix: int = _env("ISONET_START_HEALPIX", _number(int, 0), default=3)
@@ -117,6 +117,16 @@ class PluginSettings:
     n_subvolume: int = _env("ISONET_N_SUBVOLUME", _number(int, 1), default=1000)
     cube_size: int = _env("ISONET_CUBE_SIZE", _number(int, 8), default=64)
     net_width: int = _env("ISONET_NET_WIDTH", _number(int, 1), default=64)
+    net_depth: int = _env("ISONET_NET_DEPTH", _number(int, 1, 6), default=3)
+    learning_rate: float = _env(
+        "ISONET_LEARNING_RATE", _number(float, 0, 1, strict_low=True), default=3e-4
+    )
+    predict_crop: int = _env("ISONET_PREDICT_CROP", _number(int, 8), default=80)
+    ncpus: int | None = _env("ISONET_NCPUS", _number(int, 1), default=None)
+    time_limit: float | None = _env(
+        "ISONET_TIME_LIMIT", _number(float, 0, strict_low=True), default=None
+    )
+    warm_start: bool = _env("ISONET_WARM_START", _parse_bool, default=True)
     batch_size: int | None = _env("ISONET_BATCH_SIZE", _number(int, 1), default=None)
     device: str = _env("ISONET_DEVICE", _parse_device, default="auto")
     gpus: tuple[int, ...] | None = _env("ISONET_GPUS", _parse_gpus, default=None)
@@ -138,6 +148,100 @@ class PluginSettings:
     def env_names(cls) -> list[str]:
         """Names of all recognised variables."""
         return [f.metadata["env"] for f in fields(cls) if "env" in f.metadata]
+
+    @classmethod
+    def defaults(cls) -> list[tuple[str, object]]:
+        """``(variable, default)`` of every setting, in declaration order (for ``--help``)."""
+        return [(f.metadata["env"], f.default) for f in fields(cls) if "env" in f.metadata]
+
+
+#: engine field → the plugin variable that sets it (messages of EngineSettings.validate)
+ENGINE_NAMES: dict[str, str] = {
+    "epochs": "ISONET_EPOCHS",
+    "alpha": "ISONET_ALPHA",
+    "beta": "ISONET_BETA",
+    "n_subvolume": "ISONET_N_SUBVOLUME",
+    "cube_size": "ISONET_CUBE_SIZE",
+    "predict_crop_size": "ISONET_PREDICT_CROP",
+    "batch_size": "ISONET_BATCH_SIZE",
+    "acc_batches": "ISONET_ACC_BATCHES",
+    "learning_rate": "ISONET_LEARNING_RATE",
+    "net_width": "ISONET_NET_WIDTH",
+    "net_depth": "ISONET_NET_DEPTH",
+    "seed": "ISONET_SEED",
+    "device": "ISONET_DEVICE",
+    "gpu_ids": "ISONET_GPUS",
+    "ncpus": "ISONET_NCPUS",
+    "time_limit": "ISONET_TIME_LIMIT",
+}
+
+
+def cpu_threads(ncpus: int | None, environ: Mapping[str, str] | None = None) -> int:
+    """Training threads: ``ncpus`` if set, else the affinity mask's cores, at most
+    ``OMP_NUM_THREADS`` (RELION passes its rank's environment to the plugin)."""
+    environ = os.environ if environ is None else environ
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    if ncpus:
+        return max(1, min(int(ncpus), cores))
+    try:
+        omp = int(str(environ.get("OMP_NUM_THREADS", "")).split(",")[0])
+    except ValueError:
+        omp = 0
+    return max(1, min(cores, omp) if omp > 0 else cores)
+
+
+def engine_settings(settings: PluginSettings, box: int, environ: Mapping[str, str] | None = None):
+    """The :class:`~spIsoNet.engine.settings.EngineSettings` of a call, built once and validated.
+
+    ``cube_size`` and the prediction tile are capped at the box (rounded down to a multiple of
+    ``2**net_depth``); device ``cuda`` when ``ISONET_GPUS`` is set and the device is ``auto``.
+
+    Raises
+    ------
+    InputError
+        An engine setting out of range, named by its ``ISONET_*`` variable.
+    """
+    from spIsoNet.engine.settings import EngineSettings
+
+    multiple = 2**settings.net_depth
+    device = settings.device
+    if settings.gpus is not None and device == "auto":
+        device = "cuda"
+    engine = EngineSettings.from_mapping(
+        {
+            "epochs": settings.epochs,
+            "alpha": settings.alpha,
+            "beta": settings.beta,
+            "n_subvolume": settings.n_subvolume,
+            "cube_size": min(settings.cube_size, box // multiple * multiple),
+            "predict_crop_size": min(settings.predict_crop, box),
+            "batch_size": settings.batch_size,
+            "acc_batches": settings.acc_batches,
+            "learning_rate": settings.learning_rate,
+            "net_width": settings.net_width,
+            "net_depth": settings.net_depth,
+            "seed": settings.seed,
+            "device": device,
+            "gpu_ids": list(settings.gpus) if settings.gpus is not None else None,
+            "ncpus": cpu_threads(settings.ncpus, environ),
+            "time_limit": settings.time_limit,
+            "show_progress": False,
+        }
+    )
+    engine.validate(box=box, names=ENGINE_NAMES)
+    return engine
+
+
+def strict_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """``ISONET_STRICT`` read on its own, leniently (also when other settings are invalid)."""
+    environ = os.environ if environ is None else environ
+    try:
+        return parse_bool(environ.get("ISONET_STRICT", "false"))
+    except ValueError:
+        return False
 
 
 #: published variables we accept but do not implement (a warning is logged when set to true)

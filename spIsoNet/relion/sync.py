@@ -32,12 +32,12 @@ import json
 import os
 import re
 import socket
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from spIsoNet.io.atomic import write_text_atomic
 from spIsoNet.log import get_logger
 
 from .call import CallName
@@ -56,23 +56,26 @@ MODE_SOLO = "solo"
 def _write_json_atomic(path: Path, payload: dict, exclusive: bool = False) -> bool:
     """Write JSON under a temporary name, then rename (or hard-link when ``exclusive``).
 
-    Returns False when ``exclusive`` and ``path`` already exists.
+    The temporary file comes from :func:`spIsoNet.io.atomic.atomic_output`, so markers get the
+    umask's permissions (like RELION's files), not mkstemp's 0600. Returns False when
+    ``exclusive`` and ``path`` already exists.
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle)
-        if exclusive:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-        else:
-            os.replace(tmp, path)
+    text = json.dumps(payload)
+    if not exclusive:
+        write_text_atomic(path, text)
         return True
+    # exclusive: write a private temporary file completely, then hard-link it into place (the
+    # link fails if ``path`` exists, so exactly one process wins); the temporary name goes.
+    temporary = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.claim")
+    write_text_atomic(temporary, text)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return False
     finally:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+            os.unlink(temporary)
+    return True
 
 
 def _read_json(path: Path) -> dict | None:
