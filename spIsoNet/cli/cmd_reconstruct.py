@@ -210,6 +210,7 @@ def engine_settings(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from spIsoNet.cli.common import make_output_dir, remove_if_empty
     from spIsoNet.cli.reconstruct_report import summary_lines, write_report
     from spIsoNet.engine import correct_maps, interrupt
     from spIsoNet.engine.device import launcher_env
@@ -259,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
         names["fsc3d_volume"] = f"--aniso_file {args.aniso_file}"
 
     launch = launcher_env()  # torchrun's RANK/WORLD_SIZE..., read here at the edge
-    created = _make_output_dir(out_dir)
+    created = make_output_dir(out_dir)
     log_path = out_dir / "reconstruct.log"
     had_log = log_path.exists()
     setup_logging(logging.INFO, log_file=log_path)
@@ -297,8 +298,7 @@ def run(args: argparse.Namespace) -> int:
                 setup_logging(logging.INFO)
                 if not had_log:
                     log_path.unlink(missing_ok=True)
-                if created:
-                    _remove_if_empty(out_dir)
+                remove_if_empty(created)
                 raise
             if result.rank != 0:
                 return 0
@@ -387,24 +387,3 @@ def _report(args, halves, outputs, result, settings, out_dir: Path) -> dict:
         "loss_history": result.loss_history,
         "loss_histories": result.loss_histories,
     }
-
-
-def _make_output_dir(path: Path) -> bool:
-    """Create the output folder (and missing parents); True when it did not exist before."""
-    from spIsoNet.errors import InputError
-
-    if path.exists() and not path.is_dir():
-        raise InputError(f"--output_dir {path}: exists and is not a folder")
-    existed = path.is_dir()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--output_dir {path}: cannot create it: {exc.strerror}") from None
-    return not existed
-
-
-def _remove_if_empty(path: Path) -> None:
-    try:
-        path.rmdir()
-    except OSError:
-        pass

@@ -61,3 +61,30 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be positive")
     return value
+
+
+def make_output_dir(path: Path, option: str = "--output_dir") -> list[Path]:
+    """Create an output folder and its missing parents; returns the folders created (outer first).
+
+    Raises
+    ------
+    InputError
+        ``path`` is a file, or the folder cannot be created (read-only file system, ...).
+    """
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {path}: exists and is not a folder")
+    missing = [p for p in (path, *path.parents) if not p.exists()][::-1]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{option} {path}: cannot create it: {exc.strerror or exc}") from None
+    return missing
+
+
+def remove_if_empty(folders: list[Path]) -> None:
+    """Remove the folders a run created (innermost first) while they are empty."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            return

@@ -139,7 +139,7 @@ def test_a_rejected_run_leaves_no_folder_and_an_existing_one_untouched(tmp_path,
     out = tmp_path / "new" / "out"
     assert _main(maps[0], *TINY_ARGS, "--output_dir", out) == 2  # single map needs an FSC3D
     assert "single-map mode needs --aniso_file" in _one_error_line(capsys)
-    assert not out.exists()
+    assert not out.parent.exists()  # nor the parent folder the run created
     kept = tmp_path / "kept"
     kept.mkdir()
     (kept / "notes.txt").write_text("mine")
