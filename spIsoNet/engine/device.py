@@ -54,8 +54,13 @@ class DevicePlan:
         return f"cpu ({self.n_procs} process(es) × {self.threads} thread(s))"
 
 
-def parse_gpu_ids(value: str | int | list[int] | tuple[int, ...] | None) -> list[int] | None:
-    """``"0,1,3"`` / ``[0, 1]`` / ``2`` → list of ids (order kept, no duplicates), or None."""
+def parse_gpu_ids(
+    value: str | int | list[int] | tuple[int, ...] | None, name: str = "--gpuID"
+) -> list[int] | None:
+    """``"0,1,3"`` / ``[0, 1]`` / ``2`` → list of ids (order kept, no duplicates), or None.
+
+    ``name`` is the setting's name in messages (``--gpuID``, ``ISONET_GPUS``).
+    """
     if value is None:
         return None
     if isinstance(value, int):
@@ -67,13 +72,14 @@ def parse_gpu_ids(value: str | int | list[int] | tuple[int, ...] | None) -> list
         try:
             items = [int(part) for part in text.replace(" ", "").split(",") if part != ""]
         except ValueError:
-            raise InputError(
-                f"--gpuID: expected comma-separated GPU numbers, got {value!r}"
-            ) from None
+            raise InputError(f"{name} {value}: expected comma-separated GPU numbers") from None
     else:
-        items = [int(v) for v in value]
+        try:
+            items = [int(v) for v in value]
+        except (TypeError, ValueError):
+            raise InputError(f"{name} {value}: expected GPU numbers") from None
     if any(i < 0 for i in items):
-        raise InputError(f"--gpuID: GPU numbers must be >= 0, got {value!r}")
+        raise InputError(f"{name} {value}: GPU numbers must be >= 0")
     return list(dict.fromkeys(items))
 
 

@@ -244,3 +244,6 @@ class EngineSettings:
             fail("acc_batches", "must be >= 1")
         if self.batch_size is not None:
             split_batch(self.batch_size, world, self.acc_batches, names=names)
+        from spIsoNet.engine.device import parse_gpu_ids  # torch-free
+
+        parse_gpu_ids(self.gpu_ids, name=names.get("gpu_ids", "gpu_ids"))

@@ -89,3 +89,14 @@ def test_settings_import_without_torch():
     code = "import sys, spIsoNet.engine.settings; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_gpu_ids_are_checked_with_the_settings():
+    from spIsoNet.cli.cmd_reconstruct import CLI_NAMES
+
+    with pytest.raises(InputError, match="^--gpuID 0;1: expected comma-separated GPU numbers$"):
+        EngineSettings(gpu_ids="0;1").validate(names=CLI_NAMES)
+    with pytest.raises(InputError, match="^ISONET_GPUS -1: GPU numbers must be >= 0$"):
+        EngineSettings(gpu_ids="-1").validate(names={"gpu_ids": "ISONET_GPUS"})
+    EngineSettings(gpu_ids="0,1").validate()
+    EngineSettings(gpu_ids=[0, 1]).validate()
