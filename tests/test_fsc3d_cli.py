@@ -444,3 +444,41 @@ def test_gaussian_blur_equals_scipy_ndimage(rng):
     for sigma in (1.0, 1.6):
         expected = scipy.ndimage.gaussian_filter(volume, sigma)
         np.testing.assert_allclose(gaussian_blur(volume, sigma), expected, atol=2e-7)
+
+
+def test_sigterm_removes_partial_outputs(tmp_path, inputs):
+    """SIGTERM while the report is drawn: one line, exit 143, no output or temporary left."""
+    import signal
+
+    code = (
+        "import sys, time\n"
+        "import spIsoNet.fsc3d.plots as plots\n"
+        "def slow(report, arrays, path):\n"
+        "    open(path, 'wb').write(b'partial')\n"
+        "    print('READY', flush=True)\n"
+        "    time.sleep(60)\n"
+        "plots.plot_report = slow\n"
+        "from spIsoNet.cli.main import main\n"
+        f"sys.exit(main(['fsc3d', {inputs['h1']!r}, {inputs['h2']!r}, "
+        f"'-o', {str(tmp_path / 'FSC3D.mrc')!r}]))\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in child.stdout:
+            if line.strip() == "READY":
+                break
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 143, err
+    lines = [line for line in err.splitlines() if "spisonet.py" in line]
+    assert lines == ["spisonet.py fsc3d: terminated (SIGTERM)"], err
+    assert "Traceback" not in err
+    assert _leftovers(tmp_path, inputs) == []

@@ -9,8 +9,7 @@ import mrcfile
 import numpy as np
 import pytest
 
-from spIsoNet.cli.main import describe_failure
-from spIsoNet.errors import InputError
+from spIsoNet.errors import InputError, describe_failure
 from spIsoNet.io import (
     MapData,
     atomic_output,
@@ -199,3 +198,17 @@ def test_constant_maps_are_rejected():
         flat = MapData(np.full((2, 2, 2), value, np.float32), 1.0, path="flat.mrc")
         with pytest.raises(InputError, match=f"flat.mrc: half-map is constant \\({words}"):
             require_contrast([good, flat])
+
+
+def test_unreadable_input_names_the_problem(tmp_path, monkeypatch):
+    good = write_map(tmp_path / "h1.mrc", np.ones((4, 4, 4)), 1.0)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(good))
+
+    monkeypatch.setattr(mrcfile, "open", denied)
+    with pytest.raises(InputError, match="h1.mrc: cannot read the half-map: permission denied"):
+        read_map(good, what="half-map")
+    monkeypatch.undo()
+    with pytest.raises(InputError, match="is a folder, not a file"):
+        read_map(tmp_path, what="half-map")

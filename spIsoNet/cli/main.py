@@ -15,19 +15,23 @@ Failures become one line on stderr, never a traceback (:func:`describe_failure`)
 * :class:`spIsoNet.errors.InputError` (bad input or options): exit code 2;
 * :class:`OSError` (read-only or full file system, permission denied, a file where a folder
   should be, ...): the file and the problem in words, exit code 1;
-* :class:`MemoryError`: exit code 1.
+* :class:`MemoryError`: exit code 1;
+* Ctrl-C: exit code 130, SIGTERM: 143 (both raise inside the command, so that its partial
+  outputs are removed; the engine answers them with its own handler).
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from spIsoNet._version import __version__
-from spIsoNet.errors import InputError
+from spIsoNet.errors import InputError, describe_failure
 
 #: command name → module name (in spIsoNet.cli), in the order shown by ``-h``
 COMMANDS: dict[str, str] = {
@@ -62,36 +66,28 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
-#: errno → words for the one-line error (the file name is put in front)
-_ERRNO_WORDS: dict[int, str] = {
-    errno.EROFS: "read-only file system",
-    errno.ENOSPC: "no space left on the device (disk full)",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-    errno.ENOTDIR: "a part of this path is a file, not a folder",
-    errno.EEXIST: "exists already (a file where a folder is needed?)",
-    errno.EISDIR: "is a folder, not a file",
-    errno.ENOENT: "no such file or folder",
-    errno.ENOMEM: "out of memory",
-    errno.EIO: "input/output error (failing disk or network file system?)",
-    errno.ENAMETOOLONG: "file name too long",
-    errno.EMFILE: "too many open files",
-}
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that partial outputs are removed on the way out."""
 
 
-def describe_failure(exc: BaseException) -> str:
-    """One line for an OSError or MemoryError: the file (when known) and the problem in words."""
-    if isinstance(exc, MemoryError):
-        return "out of memory (try a machine with more free memory, or a smaller box)"
-    if isinstance(exc, OSError):
-        words = _ERRNO_WORDS.get(exc.errno or -1) or (exc.strerror or str(exc) or "I/O error")
-        where = exc.filename if exc.filename is not None else None
-        if where is not None and exc.filename2 is not None:
-            where = f"{exc.filename} -> {exc.filename2}"
-        line = f"{where}: {words}" if where is not None else words
-        return " ".join(line.split())
-    return " ".join(str(exc).split()) or type(exc).__name__
+def _terminate(signum, frame) -> None:
+    raise _Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """Within the block SIGTERM raises :class:`_Terminated` (main thread only; restored after).
+
+    Commands with their own signal handling (the engine's) install theirs inside this block.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _load(command: str):
@@ -136,13 +132,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._module.run(args) or 0)
+        with _sigterm_raises():
+            return int(args._module.run(args) or 0)
     except InputError as exc:
         print(f"spisonet.py {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except (OSError, MemoryError) as exc:
         print(f"spisonet.py {args.command}: error: {describe_failure(exc)}", file=sys.stderr)
         return 1
+    except _Terminated:
+        print(f"spisonet.py {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"spisonet.py {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -15,7 +15,7 @@ from pathlib import Path
 import mrcfile
 import numpy as np
 
-from spIsoNet.errors import InputError
+from spIsoNet.errors import InputError, os_error_words
 from spIsoNet.io.atomic import OutputSet, atomic_output
 from spIsoNet.log import get_logger
 
@@ -84,6 +84,8 @@ def read_map(
         size 0 (or negative) without an override.
     """
     name = str(path)
+    if Path(name).is_dir():
+        raise InputError(f"{name}: {what} is a folder, not a file")
     if not Path(name).is_file():
         raise InputError(f"{name}: {what} file not found")
     try:
@@ -100,7 +102,11 @@ def read_map(
                 data = data.astype(np.float32, copy=True)
     except InputError:
         raise
-    except Exception as exc:  # mrcfile raises ValueError/OSError/EOFError for broken files
+    except OSError as exc:
+        if exc.errno is not None:  # the file system, not the file's content (permission, I/O)
+            raise InputError(f"{name}: cannot read the {what}: {os_error_words(exc)}") from None
+        raise InputError(f"{name}: not a readable MRC {what} (truncated or corrupt?)") from None
+    except Exception as exc:  # mrcfile raises ValueError/EOFError for broken files
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(
             f"{name}: not a readable MRC {what} (truncated or corrupt?): {reason}"
