@@ -69,6 +69,19 @@ def make_optimizer(net: nn.Module, learning_rate: float) -> torch.optim.Optimize
     return torch.optim.AdamW(net.parameters(), lr=learning_rate)
 
 
+def _no_buffer_sync(ddp_class) -> dict:
+    """DDP keyword that keeps buffers rank-local in forward passes (renamed in newer torch).
+
+    Buffers (BatchNorm running statistics) are equal at the start on every rank, so syncing
+    them once at construction, as ``forward_sync_buffers=False`` does, changes nothing.
+    """
+    import inspect
+
+    if "forward_sync_buffers" in inspect.signature(ddp_class.__init__).parameters:
+        return {"forward_sync_buffers": False}
+    return {"broadcast_buffers": False}
+
+
 def _amp(ctx: DistContext, enabled: bool):
     if not (enabled and ctx.device.type == "cuda"):
         return None, None
@@ -129,7 +142,7 @@ def train_model(
         module = DDP(
             module,
             device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
-            broadcast_buffers=False,
+            **_no_buffer_sync(DDP),
         )
     amp_dtype, scaler = _amp(ctx, options.mixed_precision)
     progress = None
