@@ -69,6 +69,7 @@ def _flag(parser, name: str, help_text: str) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the arguments of ``reconstruct`` (names and defaults of the published tool)."""
     parser.add_argument("i1", help="half-map 1 (MRC)")
     parser.add_argument("i2", nargs="?", default=None, help="half-map 2 (omit: single-map mode)")
     parser.add_argument(
@@ -182,7 +183,7 @@ def map_base(path: str) -> str:
 
 
 def common_model_name(bases: list[str]) -> str:
-    """Common prefix of the half-maps' names (``emd_1_half_1``/``_2`` → ``emd_1_half``)."""
+    """Return the half-maps' common name prefix (``emd_1_half_1``/``_2`` → ``emd_1_half``)."""
     if len(bases) == 1:
         return bases[0]
     prefix = []
@@ -195,7 +196,7 @@ def common_model_name(bases: list[str]) -> str:
 
 
 def engine_settings(args: argparse.Namespace):
-    """The :class:`~spIsoNet.engine.EngineSettings` of the command line (checked, no box yet).
+    """Build the :class:`~spIsoNet.engine.EngineSettings` of the command line (checked).
 
     Progress bars only on a terminal; a log file gets the periodic progress lines instead.
     """
@@ -210,6 +211,7 @@ def engine_settings(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Read the maps, correct them, write the outputs as one set; return the exit code."""
     from spIsoNet.cli.common import make_output_dir, remove_if_empty
     from spIsoNet.cli.reconstruct_report import summary_lines, write_report
     from spIsoNet.engine import correct_maps, interrupt
@@ -344,7 +346,7 @@ def _model_names(model_name: str, args: argparse.Namespace, n_halves: int) -> li
 
 
 def _interrupted_line(signum: int, checkpoints: list[Path]) -> str:
-    """The one line of an interrupted run: the signal, what was kept, how to continue."""
+    """Say in one line which signal stopped the run, what was kept and how to continue."""
     import signal
 
     kept = [str(p) for p in checkpoints if p.is_file()]
@@ -364,7 +366,7 @@ def _remove_temporaries(folder: Path) -> None:
 
 
 def _report(args, halves, outputs, result, settings, out_dir: Path) -> dict:
-    """The run report (``report.json``) without the before/after metrics."""
+    """Assemble the run report (``report.json``) without the before/after metrics."""
     return {
         "command": "reconstruct",
         "inputs": {

@@ -53,7 +53,7 @@ def output_path(path: str, inputs: list[str]) -> Path:
 
 
 def positive_float(text: str) -> float:
-    """argparse type: a float > 0."""
+    """Parse a float > 0 (an argparse ``type``)."""
     try:
         value = float(text)
     except ValueError:

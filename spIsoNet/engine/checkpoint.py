@@ -90,7 +90,7 @@ def describe_config(config: UNetConfig) -> str:
 
 
 def check_model(state: dict, source: str | os.PathLike) -> UNetConfig:
-    """The architecture of a checkpoint whose weights fit it; one line naming the file otherwise.
+    """Return the architecture of a checkpoint after checking that its weights fit it.
 
     Raises
     ------
@@ -115,7 +115,7 @@ def check_model(state: dict, source: str | os.PathLike) -> UNetConfig:
 
 
 def check_resumable(path: str | os.PathLike, config: UNetConfig) -> None:
-    """A checkpoint to ``--resume`` from must hold this run's architecture.
+    """Check that a checkpoint to ``--resume`` from holds this run's architecture.
 
     Raises
     ------

@@ -30,6 +30,7 @@ class NetworkInput:
     offset: float
 
     def to_input_scale(self, volume: np.ndarray) -> np.ndarray:
+        """Bring a volume in network units back to the input's scale (float32)."""
         return (volume * self.scale + self.offset).astype(np.float32)
 
 
@@ -111,6 +112,7 @@ class StepPlan:
 
     @property
     def steps(self) -> int:
+        """Optimizer steps of the epoch."""
         return int(self.cubes.shape[0])
 
 
@@ -128,7 +130,7 @@ def make_step_plan(n_cubes: int, batch_size: int, steps: int, seed: int, epoch: 
 
 
 def micro_slice(step_batch: int, micro: int, world_size: int, rank: int, index: int) -> slice:
-    """Samples of micro-batch ``index`` on ``rank`` within a step's batch of ``step_batch``."""
+    """Return the samples of micro-batch ``index`` on ``rank`` in a step's ``step_batch``."""
     start = (index * world_size + rank) * micro
     return slice(start, start + micro)
 
@@ -152,9 +154,11 @@ class CubeSource:
         self.cube_size = int(cube_size)
 
     def __len__(self) -> int:
+        """Return the number of cube positions."""
         return int(self.corners.shape[0])
 
     def crop(self, which: int, cube_ids: np.ndarray) -> torch.Tensor:
+        """Cubes ``[b, 1, c, c, c]`` of map ``which`` at the corners ``cube_ids``."""
         c = self.cube_size
         volume = self.maps[which]
         cubes = [

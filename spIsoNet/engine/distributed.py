@@ -23,7 +23,7 @@ TIMEOUT = datetime.timedelta(minutes=30)
 
 @dataclass
 class DistContext:
-    """This process's place in the run and the device it computes on."""
+    """Where this process stands in the run, and the device it computes on."""
 
     device: torch.device
     rank: int = 0
@@ -32,10 +32,12 @@ class DistContext:
 
     @property
     def distributed(self) -> bool:
+        """Whether several processes take part."""
         return self.world_size > 1
 
     @property
     def is_main(self) -> bool:
+        """Whether this is global rank 0 (the one that returns results)."""
         return self.rank == 0
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -45,11 +47,13 @@ class DistContext:
         return tensor
 
     def reduce_to_main(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over processes into rank 0 (in place; no-op in one process)."""
         if self.distributed:
             dist.reduce(tensor, dst=0, op=dist.ReduceOp.SUM)
         return tensor
 
     def broadcast_int(self, value: int) -> int:
+        """Rank 0's ``value`` on every process."""
         if not self.distributed:
             return value
         t = torch.tensor([value], dtype=torch.int64, device=self.device)
@@ -57,6 +61,7 @@ class DistContext:
         return int(t.item())
 
     def barrier(self) -> None:
+        """Wait until every process has arrived here."""
         if self.distributed:
             if self.device.type == "cuda":
                 dist.barrier(device_ids=[self.device.index])
@@ -79,7 +84,7 @@ def single_process(plan: DevicePlan) -> DistContext:
 
 
 def join_spawned(rank: int, world_size: int, store_path: str, plan: DevicePlan) -> DistContext:
-    """Called in spawned process ``rank``: pick its device, join the group via the file store."""
+    """Join the group of spawned processes as ``rank`` (file store) and pick its device."""
     torch.set_num_threads(plan.threads)
     device = _device_for(plan, rank)
     backend = "nccl" if plan.kind == "cuda" else "gloo"
@@ -89,7 +94,7 @@ def join_spawned(rank: int, world_size: int, store_path: str, plan: DevicePlan) 
 
 
 def join_launcher(env: LaunchEnv, plan: DevicePlan) -> DistContext:
-    """Called under ``torchrun``: one process per GPU of each node (``LOCAL_RANK`` picks it)."""
+    """Join the ``torchrun`` group: one process per GPU of each node (``LOCAL_RANK`` picks it)."""
     torch.set_num_threads(plan.threads)
     device = _device_for(plan, env.local_rank)
     owns = False

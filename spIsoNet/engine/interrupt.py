@@ -41,7 +41,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 def requested() -> int | None:
-    """The signal received inside :func:`handle_signals`, or None."""
+    """Return the signal received inside :func:`handle_signals`, or None."""
     return _flag["signum"]
 
 

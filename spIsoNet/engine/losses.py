@@ -96,4 +96,5 @@ class LossModule(nn.Module):
         self.beta = float(beta)
 
     def forward(self, x1, x2, rotations):
+        """Loss of a micro-batch (see :func:`correction_loss`)."""
         return correction_loss(self.net, x1, x2, self.weight_rfft, rotations, self.alpha, self.beta)

@@ -49,4 +49,5 @@ class LossPlot:
     path: Path
 
     def __call__(self, histories: dict[str, list[float]]) -> Path:
+        """Draw the figure (called after every epoch)."""
         return plot_losses(self.path, histories)

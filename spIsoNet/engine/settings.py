@@ -158,7 +158,7 @@ class EngineSettings:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> EngineSettings:
-        """Settings from ``{field: value}``; None values keep the field's default.
+        """Build settings from ``{field: value}``; None values keep the field's default.
 
         Raises
         ------
@@ -172,7 +172,7 @@ class EngineSettings:
         return cls(**{k: v for k, v in values.items() if v is not None})
 
     def replace(self, **changes: object) -> EngineSettings:
-        """A copy with ``changes`` applied (:func:`dataclasses.replace`)."""
+        """Return a copy with ``changes`` applied (:func:`dataclasses.replace`)."""
         return dataclasses.replace(self, **changes)
 
     def as_plain(self) -> dict[str, object]:

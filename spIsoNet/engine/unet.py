@@ -52,6 +52,7 @@ class UNetConfig:
     norm: str = "group"
 
     def as_dict(self) -> dict:
+        """Plain dict, as stored in checkpoints."""
         return asdict(self)
 
     @property
@@ -135,6 +136,7 @@ class UNet3D(nn.Module):
         self.to(memory_format=torch.channels_last_3d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Residual output ``x + head(features(x))``, same shape as ``x``."""
         h = self.first(x.contiguous(memory_format=torch.channels_last_3d))
         skips = []
         for encoder, down in zip(self.encoders, self.downs):
