@@ -515,3 +515,49 @@ def test_rendezvous_markers_get_umask_permissions(tmp_path):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
     assert json.loads((tmp_path / "claim").read_text()) == {"a": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["claim", "m.json"]
+
+
+# ------------------------------------------------------------------------------------------
+# warm start: previous iteration's model of the same class/half, same architecture
+def _job(tmp_path, environ):
+    import numpy as np
+
+    from spIsoNet.relion.call import ExternalStar
+    from spIsoNet.relion.decision import Outcome, Plan
+    from spIsoNet.relion.metadata import IterationMetadata
+    from spIsoNet.relion.modes import CorrectionJob
+    from spIsoNet.relion.resolution import plan_resolution
+
+    call = parse_root(str(tmp_path / "run_it005_half1_class001") + STAR)
+    ext = ExternalStar(
+        str(tmp_path / "x.star"), "r", "i", "w", "out.mrc", None, 1.0, 2.0, 3, 32, 32
+    )
+    meta = IterationMetadata(pixel_size=2.0)
+    plan = Plan(Outcome.CORRECT, "", meta=meta, resolution=plan_resolution(10.0, None, 32, 2, 32))
+    settings, _ = read_settings(environ)
+    return CorrectionJob(call, ext, settings, plan, np.zeros((32, 32, 32), np.float32), {})
+
+
+def test_warm_start_uses_the_previous_model_when_the_architecture_matches(tmp_path, monkeypatch):
+    import spIsoNet.engine.checkpoint as checkpoint
+
+    configs = {"width": 8, "depth": 3}
+    monkeypatch.setattr(checkpoint, "load_checkpoint", lambda path: {"config": dict(configs)})
+    folder = tmp_path / "spisonet"
+    job = _job(tmp_path, {"ISONET_NET_WIDTH": "8"})
+    assert job.model_location() == (folder, "run_it005_class001", None)  # no previous model
+    folder.mkdir()
+    (folder / "run_it004_class001.pt").write_bytes(b"x")
+    _, key, pretrained = job.model_location()
+    assert key == "run_it005_class001" and pretrained == str(folder / "run_it004_class001.pt")
+    configs["width"] = 16  # another architecture: from scratch
+    assert job.model_location()[2] is None
+    configs["width"] = 8
+    assert (
+        _job(tmp_path, {"ISONET_NET_WIDTH": "8", "ISONET_WARM_START": "0"}).model_location()[2]
+        is None
+    )
+    retrain = {"ISONET_NET_WIDTH": "8", "ISONET_RETRAIN_EACH_ITER": "True"}
+    assert _job(tmp_path, retrain).model_location()[2] is None
+    (folder / "run_it004_class001_half1.pt").write_bytes(b"x")
+    assert job.model_location("_half1")[2] == str(folder / "run_it004_class001_half1.pt")
