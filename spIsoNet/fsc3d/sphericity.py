@@ -47,6 +47,8 @@ def _kuhn_tetrahedra() -> np.ndarray:
 
 
 _TETS = _kuhn_tetrahedra()
+#: arrays up to this size are blurred with numpy (160³: 0.3 s), larger ones with scipy.ndimage
+_NUMPY_BLUR_MAX_VOXELS = 1 << 22
 #: crossed cubes per pass of :func:`isosurface_area` (~1.5 kB of temporaries per cube)
 _CUBE_CHUNK = 1 << 14
 #: tetra vertex pairs of the six edges, in the order used below
@@ -58,8 +60,10 @@ def gaussian_blur(volume: np.ndarray, sigma: float, truncate: float = 4.0) -> np
 
     Same kernel (``exp(−x²/2σ²)`` normalised, radius ``int(truncate·σ + ½)``) and the same
     ``"reflect"`` border (``d c b a | a b c d | d c b a``); computed in float64 with shifted
-    slices (kernel taps, not voxels, are looped over) and returned as float32. Avoids importing
-    scipy.ndimage (~0.2 s) for this one filter.
+    views (kernel taps, not voxels, are looped over) and returned as float32. Arrays up to
+    :data:`_NUMPY_BLUR_MAX_VOXELS` are blurred here, which saves importing scipy.ndimage
+    (~0.2 s) for this one filter; larger ones by ``scipy.ndimage.gaussian_filter`` itself,
+    several times faster there (200³: 0.15 s against 1.0 s).
 
     Parameters
     ----------
@@ -75,6 +79,13 @@ def gaussian_blur(volume: np.ndarray, sigma: float, truncate: float = 4.0) -> np
     numpy.ndarray
         float32, same shape as ``volume``.
     """
+    if np.size(volume) > _NUMPY_BLUR_MAX_VOXELS:  # large: scipy's C filter, worth its import
+        import scipy.ndimage
+
+        out = scipy.ndimage.gaussian_filter(
+            np.asarray(volume, np.float32), sigma, truncate=truncate
+        )
+        return out.astype(np.float32, copy=False)
     radius = int(truncate * float(sigma) + 0.5)
     taps = np.arange(-radius, radius + 1, dtype=np.float64)
     kernel = np.exp(-0.5 * (taps / float(sigma)) ** 2)
@@ -83,13 +94,17 @@ def gaussian_blur(volume: np.ndarray, sigma: float, truncate: float = 4.0) -> np
     for axis in range(out.ndim):
         widths = [(0, 0)] * out.ndim
         widths[axis] = (radius, radius)
-        padded = np.pad(out, widths, mode="symmetric")
+        padded = np.moveaxis(np.pad(out, widths, mode="symmetric"), axis, 0)
         length = out.shape[axis]
-        blurred = np.zeros_like(out)
-        for offset, weight in enumerate(kernel):
-            blurred += weight * np.take(padded, np.arange(offset, offset + length), axis=axis)
-        out = blurred
-    return out.astype(np.float32)
+        blurred = kernel[radius] * padded[radius : radius + length]
+        pair = np.empty_like(blurred)
+        for offset in range(radius):  # symmetric kernel: one multiply per pair of taps
+            mirror = 2 * radius - offset
+            np.add(padded[offset : offset + length], padded[mirror : mirror + length], out=pair)
+            pair *= kernel[offset]
+            blurred += pair
+        out = np.moveaxis(blurred, 0, axis)
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def isosurface_area(field: np.ndarray, level: float = 0.5) -> float:
@@ -197,12 +212,16 @@ def radially_connected(
         above |= r2 < (n * voxel_size / highpass_res) ** 2
     above[c, c, c] = True
     # chains only move towards the centre: work in the smallest centred box holding `above`
-    far = np.nonzero(above)
-    reach = int(max(np.abs(axis - c).max() for axis in far))
+    reach = max(int(np.abs(np.nonzero(extent)[0] - c).max()) for extent in _extents(above))
     lo, hi = max(c - reach, 0), min(c + reach + 1, n)
     kept = np.zeros_like(above)
     kept[lo:hi, lo:hi, lo:hi] = _connected_to_centre(above[lo:hi, lo:hi, lo:hi], c - lo)
     return kept
+
+
+def _extents(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which z, y and x planes of a 3D boolean array hold any True (three 1D projections)."""
+    return mask.any(axis=(1, 2)), mask.any(axis=(0, 2)), mask.any(axis=(0, 1))
 
 
 def _connected_to_centre(above: np.ndarray, c: int) -> np.ndarray:
@@ -252,12 +271,12 @@ def sphericity(
         ``π^{1/3} (6V)^{2/3} / A``; NaN when nothing but the centre survives.
     """
     kept = radially_connected(volume, threshold, voxel_size=voxel_size, highpass_res=highpass_res)
-    zs, ys, xs = np.nonzero(kept)
-    if zs.size <= 1:
+    if np.count_nonzero(kept) <= 1:
         return float("nan")
     # crop to the kept region to keep the blur and surface cheap
-    lo = [int(a.min()) for a in (zs, ys, xs)]
-    hi = [int(a.max()) + 1 for a in (zs, ys, xs)]
+    where = [np.nonzero(extent)[0] for extent in _extents(kept)]
+    lo = [int(w.min()) for w in where]
+    hi = [int(w.max()) + 1 for w in where]
     binary = kept[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].astype(np.float32)
     blurred = gaussian_blur(np.pad(binary, pad), sigma)
     volume_voxels = float(np.count_nonzero(blurred >= 0.5))
