@@ -35,9 +35,20 @@ PROGRESS_INTERVAL = 30.0
 class _TileProgress:
     """A log line (tiles done, tiles/s, ETA) at most every :data:`PROGRESS_INTERVAL` seconds."""
 
-    def __init__(self, tiles: int, batch: int) -> None:
-        self.tiles, self.batch = tiles, batch
+    def __init__(self, tiles: int, edge: int) -> None:
+        self.tiles, self.edge = tiles, edge
         self.started = self.last = time.monotonic()
+
+    def summary(self) -> None:
+        """Log the throughput: tiles, seconds, tiles/s (this process's tiles)."""
+        seconds = max(time.monotonic() - self.started, 1e-9)
+        log.info(
+            "prediction: %d tiles of %d³ in %.1f s: %.2f tiles/s",
+            self.tiles,
+            self.edge,
+            seconds,
+            self.tiles / seconds,
+        )
 
     def before(self, done: int) -> None:
         now = time.monotonic()
@@ -175,7 +186,7 @@ def predict_volume(
             from tqdm import tqdm
 
             batches = tqdm(batches, desc="prediction", unit="batch", leave=False)
-        progress = _TileProgress(len(mine), batch_size) if ctx.is_main else None
+        progress = _TileProgress(len(mine), tile) if ctx.is_main else None
         for first in batches:
             interrupt.check()
             if progress is not None:
@@ -199,6 +210,8 @@ def predict_volume(
                     starts[b] : starts[b] + tile,
                     starts[c] : starts[c] + tile,
                 ] += piece * weight
+    if progress is not None:
+        progress.summary()
     ctx.reduce_to_main(accum)
     if not ctx.is_main:
         return None

@@ -235,6 +235,8 @@ def train_model(
                     epoch + 1,
                 )
             break
+    if ctx.is_main:
+        clock.summary()
     net.eval()
     return history
 
@@ -251,6 +253,21 @@ class _Progress:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+    def summary(self) -> None:
+        """Log the throughput of this call: steps, samples, samples/s."""
+        if not self.done:
+            return
+        seconds = max(self.elapsed(), 1e-9)
+        samples = self.done * self.options.batch_size
+        log.info(
+            "%s: %d optimizer steps, %d samples in %.1f s: %.2f samples/s",
+            self.options.description,
+            self.done,
+            samples,
+            seconds,
+            samples / seconds,
+        )
 
     def step_done(self, epoch: int, step: int, steps: int, loss_sum: torch.Tensor) -> None:
         self.done += 1

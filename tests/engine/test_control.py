@@ -36,6 +36,8 @@ def test_progress_lines_carry_step_loss_and_eta(caplog):
     with caplog.at_level(logging.INFO, logger="spIsoNet"):
         _train(_options(epochs=1, progress_interval=0.0, description="m"))
     lines = [r.getMessage() for r in caplog.records if "step" in r.getMessage()]
+    assert lines[-1].startswith("m: 4 optimizer steps, 8 samples in ") and "samples/s" in lines[-1]
+    lines = lines[:-1]
     assert len(lines) == 4
     assert lines[1].startswith("m: epoch 1/1 step 2/4 loss ")
     assert "s/step, ETA " in lines[1]
@@ -183,6 +185,7 @@ def test_prediction_progress_lines(monkeypatch, caplog):
         predict.predict_volume(UNet3D(TINY), volume, tile=8, overlap=4, batch_size=4)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("prediction:")]
     assert lines and "tiles/s, ETA" in lines[0] and lines[0].startswith("prediction: tile 4/")
+    assert lines[-1].startswith("prediction: 125 tiles of 8³ in ") and "tiles/s" in lines[-1]
 
 
 def test_spawned_processes_stop_together_at_the_time_limit(tmp_path):
