@@ -249,7 +249,7 @@ def _check_tau2_table(table: StarLoop, r_max: int, path: str) -> None:
         index = np.asarray(table["rlnSpectralIndex"], dtype=np.float64)
     except (TypeError, ValueError):
         raise InputError(f"{path}: data_{TAU2_BLOCK}: rlnSpectralIndex is not numeric") from None
-    if np.unique(index).size != index.size:
+    if len(set(index.tolist())) != index.size:  # (np.unique would import numpy.ma)
         raise InputError(f"{path}: data_{TAU2_BLOCK}: repeated rlnSpectralIndex values")
     present = set(index[(index >= 0) & (index <= r_max)].astype(np.int64).tolist())
     missing = sorted(set(range(r_max + 1)) - present)
