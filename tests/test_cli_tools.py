@@ -188,3 +188,10 @@ def test_fsc_plot_with_mask_is_a_png(tmp_path, maps):
     png = tmp_path / "f.png"
     assert main(["fsc", maps["h1"], maps["h2"], "--mask", maps["mask"], "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_check_prints_versions_and_devices(capsys):
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "spIsoNet" in out and "torch" in out and "scipy" in out and "mrcfile" in out
+    assert "usable core" in out and ("cuda:0" in out or "CUDA: not available" in out)
