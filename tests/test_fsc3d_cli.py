@@ -482,3 +482,11 @@ def test_sigterm_removes_partial_outputs(tmp_path, inputs):
     assert lines == ["spisonet.py fsc3d: terminated (SIGTERM)"], err
     assert "Traceback" not in err
     assert _leftovers(tmp_path, inputs) == []
+
+
+def test_limit_res_beyond_nyquist_is_recorded_as_nyquist(tmp_path, inputs, capsys):
+    out = tmp_path / "FSC3D.mrc"
+    assert main(["fsc3d", inputs["h1"], inputs["h2"], "-o", str(out), "--limit_res", "1"]) == 0
+    assert "limited to 3.000 Å" in capsys.readouterr().out  # Nyquist of 1.5 Å voxels
+    report = json.loads((tmp_path / "FSC3D_report.json").read_text())
+    assert report["fsc3d"]["limit_res"] == pytest.approx(2 * VOXEL)

@@ -489,12 +489,17 @@ class ConicalFSC:
         return curves
 
     def limit_shell(self, voxel_size: float, limit_res: float | None) -> tuple[float, int]:
-        """Resolution limit (Å; default: global FSC 0.143) and the last shell inside it."""
+        """Resolution limit (Å; default: global FSC 0.143) and the last shell inside it.
+
+        A limit finer than Nyquist (``2 · voxel_size``) is returned as Nyquist, the limit that
+        is actually used.
+        """
         n = self.n
         if limit_res is None:
             limit_res = resolution_at(self.global_fsc, n, voxel_size, 0.143).angstrom
         if not limit_res > 0:
             raise ValueError(f"limit_res must be positive, got {limit_res}")
+        limit_res = max(float(limit_res), 2.0 * float(voxel_size))
         shell = int(math.floor(n * voxel_size / limit_res + 1e-9))
         return float(limit_res), int(min(shell, (n - 1) // 2))
 
