@@ -490,3 +490,46 @@ def test_limit_res_beyond_nyquist_is_recorded_as_nyquist(tmp_path, inputs, capsy
     assert "limited to 3.000 Å" in capsys.readouterr().out  # Nyquist of 1.5 Å voxels
     report = json.loads((tmp_path / "FSC3D_report.json").read_text())
     assert report["fsc3d"]["limit_res"] == pytest.approx(2 * VOXEL)
+
+
+def test_report_figure_has_resolution_axis_thresholds_colour_bar_and_no_first_shell_dip(
+    tmp_path, monkeypatch
+):
+    import spIsoNet.fsc3d.plots as plots
+    from spIsoNet.fsc3d.report import min_reliable_shell
+
+    n, voxel, cone = 40, 1.5, 20.0
+    shells = n // 2 + 1
+    freq = np.arange(shells) / (n * voxel)
+    curve = np.clip(1.2 - np.arange(shells) / 12.0, -0.05, 1.0)
+    directional = np.tile(curve, (16, 1))
+    directional[:8, 1] = 0.0  # empty cones at shell 1: no measurement
+    plane = np.zeros((n, n), np.float32)
+    arrays = {
+        "frequency": freq,
+        "unmasked": curve,
+        "corrected": curve,
+        "directional": directional,
+        "resolutions": np.full(16, 6.0),
+        "slices": (plane, plane, plane),
+    }
+    report = {
+        "voxel_size": voxel,
+        "directional": {"cone_angle": cone, "res_min": 5.0, "res_max": 7.0},
+        "sphericity": {"value": 0.9},
+        "cfar_simple_style": {"value": 0.8},
+    }
+    figures = []
+    real = plots.new_figure
+    monkeypatch.setattr(plots, "new_figure", lambda size: figures.append(real(size)) or figures[-1])
+    plots.plot_report(report, arrays, tmp_path / "r.png")
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    fig = figures[0]
+    main_ax = fig.axes[0]
+    mean = [line for line in main_ax.get_lines() if line.get_label() == "directional FSC mean"]
+    assert mean and mean[0].get_xdata()[0] == pytest.approx(freq[min_reliable_shell(cone)])
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "FSC = 0.143" in texts and "FSC = 0.5" in texts
+    labels = [ax.get_xlabel() for ax in fig.axes]
+    assert "resolution (Å)" in labels and "spatial frequency (1/Å)" in labels
+    assert any(ax.get_ylabel() == "conical FSC (FSC3D value)" for ax in fig.axes)  # colour bar
