@@ -106,8 +106,10 @@ def plot_report(report: dict, arrays: dict, path: str | Path) -> None:
     first = min(min_reliable_shell(d["cone_angle"]), len(freq) - 1)
     mean, std = dirs.mean(axis=0), dirs.std(axis=0)
     fmax = float(freq[-1])
-    fig = new_figure((11, 9))
-    grid = fig.add_gridspec(2, 3, height_ratios=[1.35, 1.0], hspace=0.45, wspace=0.35)
+    fig = new_figure((11, 8.5))
+    grid = fig.add_gridspec(
+        2, 3, height_ratios=[1.35, 1.0], hspace=0.42, wspace=0.35, top=0.88, bottom=0.07
+    )
     ax = fig.add_subplot(grid[0, :])
     hist_ax = ax.twinx()
     res = arrays["resolutions"]
