@@ -669,3 +669,26 @@ def test_sigterm_is_logged_and_leaves_no_partial_file(tmp_path, monkeypatch, cap
     assert "interrupted by SIGTERM" in log_text(tmp_path)
     assert not (folder / "run_it004_half1_class001_external_reconstruct.mrc").exists()
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
+
+
+def test_sigterm_while_waiting_for_the_partner(tmp_path):
+    """A half waiting in the rendezvous stops within seconds: logged, markers gone, exit 143."""
+    stars, folder = _pair_job(tmp_path, ORIGINAL_ROOT, 4)
+    env = dict(TINY, ISONET_PARTNER_WAIT="600")
+    proc = spawn(tmp_path, stars[0], env)
+    marker = folder / "run_it004_class001.spisonet_half1.plain"
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert marker.exists(), proc.communicate()
+    time.sleep(1.0)  # inside the polling loop
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert time.monotonic() - started < 10
+    assert "interrupted by SIGTERM" in stderr and "interrupted by SIGTERM" in log_text(tmp_path)
+    assert not list(folder.glob("*.spisonet_half1.*")) and not list(folder.glob(".*.tmp"))
+    # the plain map it wrote before waiting is complete and RELION's
+    out = folder / "run_it004_half1_class001_external_reconstruct.mrc"
+    assert rel_diff(read_result(out), relion_result("run_it004_half1_class001")) < 1e-6

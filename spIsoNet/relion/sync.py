@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from spIsoNet.engine import interrupt
 from spIsoNet.io.atomic import write_text_atomic
 from spIsoNet.log import get_logger
 
@@ -332,7 +333,12 @@ class Rendezvous:
                 if self._try_claim("solo"):
                     return MODE_SOLO, reason
                 continue
-            time.sleep(self.poll)
+            self._pause()
+
+    def _pause(self) -> None:
+        """Sleep one polling interval; stop here when SIGINT/SIGTERM was received."""
+        time.sleep(self.poll)
+        interrupt.check()
 
     # -- worker / waiter ------------------------------------------------------------------
     def partner_abandoned(self) -> bool:
@@ -377,7 +383,7 @@ class Rendezvous:
             if elapsed > self.sync_timeout:
                 self._abandon()
                 return WaitOutcome("timeout", f"no result from the worker after {elapsed:.0f} s")
-            time.sleep(self.poll)
+            self._pause()
 
     def _abandon(self) -> None:
         with contextlib.suppress(OSError):

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spIsoNet.engine import interrupt
 from spIsoNet.errors import InputError
 from spIsoNet.io.relion_arrays import read_fourier_array, write_result
 from spIsoNet.log import get_logger, setup_tagged_logging, summary
@@ -49,14 +50,6 @@ LOG_NAME = "spisonet_relion.log"
 USAGE = "usage: spisonet-relion <root>_external_reconstruct.star   (called by relion_refine)"
 
 log = get_logger("relion")
-
-
-class Interrupted(BaseException):
-    """SIGTERM/SIGINT arrived (``signum``); raised from the handler to unwind cleanly."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 def help_text() -> str:
@@ -128,7 +121,23 @@ def _joined_message(call: CallName) -> str:
 
 
 def _on_signal(signum, _frame) -> None:
-    raise Interrupted(signum)
+    """Until the correction starts a signal stops the call at once (the plain path is short)."""
+    raise interrupt.Interrupted(signum)
+
+
+def _remove_own_temporaries(call: CallName) -> list[str]:
+    """Temporary files of this call (``.<root>...tmp``) and of its models, after a hard stop."""
+    folder = call.job_dir if str(call.job_dir) else Path(".")
+    names = [Path(call.root).name]
+    if call.role != ROLE_OTHER:
+        names.append(Path(call.with_half(None).root).name)
+    removed = []
+    for where in (folder, folder / "spisonet"):
+        for path in where.glob(".*.tmp") if where.is_dir() else []:
+            if any(path.name.startswith(f".{name}") for name in names):
+                path.unlink(missing_ok=True)
+                removed.append(path.name)
+    return removed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,10 +158,10 @@ def main(argv: list[str] | None = None) -> int:
             pass
     try:
         return _run(args[0], state)
-    except Interrupted as exc:  # atomic writes removed their temporary files while unwinding
+    except interrupt.Interrupted as exc:  # atomic writes removed their temporaries on the way
         log.error("interrupted by %s: stopping; no partial file left", exc)
         print(f"spisonet-relion: interrupted by {exc}", file=sys.stderr)
-        return 128 + exc.signum
+        return exc.exit_code
     except InputError as exc:
         message = str(exc).splitlines()[0]
         log.error("error (exit 2): %s", message)
@@ -304,29 +313,42 @@ def _after_plain(call, ext, settings, settings_error, plan, plain, rdv, timings,
     from .sync import MODE_SOLO, MODE_WAITER, MODE_WORKER
 
     summary(log, "correcting: %s", plan.reason)
-    try:
-        job = CorrectionJob(call, ext, settings, plan, plain, timings)
-        if rdv is None:
-            mode, why = MODE_SOLO, "--sequential_halves_recons on the command line"
-        else:
-            with stage_timer(timings, "pairing"):
-                mode, why = rdv.resolve()
-        log.info("mode %s: %s", mode, why)
-        if mode == MODE_WORKER:
-            decision = correct_joint(job, rdv)
-        elif mode == MODE_WAITER:
-            decision = receive(job, rdv)
-        else:
-            decision = correct_solo(job)
-    except Exception as exc:
-        log.error("FALLBACK to the plain map: %s", reason_of(exc))
-        log.info("traceback:\n%s", traceback.format_exc().rstrip())
-        if settings.strict:
-            print(f"spisonet-relion: error (ISONET_STRICT): {reason_of(exc)}", file=sys.stderr)
-            return 1
-        summary(log, "correction skipped: fallback: %s", reason_of(exc))
-        _log_timings(timings)
-        return 0
+
+    def stuck(signum: int) -> None:  # the engine's watchdog ends the process after its grace
+        removed = _remove_own_temporaries(call)
+        name = signal.Signals(signum).name
+        log.error(
+            "interrupted by %s during the correction: the process is ended (%s)",
+            name,
+            f"removed {', '.join(removed)}" if removed else "no partial file",
+        )
+
+    # During the correction a signal sets a flag that training, prediction and the rendezvous
+    # check (so the process stops within seconds even inside a long torch operation).
+    with interrupt.handle_signals(on_timeout=stuck):
+        try:
+            job = CorrectionJob(call, ext, settings, plan, plain, timings)
+            if rdv is None:
+                mode, why = MODE_SOLO, "--sequential_halves_recons on the command line"
+            else:
+                with stage_timer(timings, "pairing"):
+                    mode, why = rdv.resolve()
+            log.info("mode %s: %s", mode, why)
+            if mode == MODE_WORKER:
+                decision = correct_joint(job, rdv)
+            elif mode == MODE_WAITER:
+                decision = receive(job, rdv)
+            else:
+                decision = correct_solo(job)
+        except Exception as exc:
+            log.error("FALLBACK to the plain map: %s", reason_of(exc))
+            log.info("traceback:\n%s", traceback.format_exc().rstrip())
+            if settings.strict:
+                print(f"spisonet-relion: error (ISONET_STRICT): {reason_of(exc)}", file=sys.stderr)
+                return 1
+            summary(log, "correction skipped: fallback: %s", reason_of(exc))
+            _log_timings(timings)
+            return 0
     timings["total"] = time.perf_counter() - started
     summary(log, "%s", decision)
     _log_timings(timings)
