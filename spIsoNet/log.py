@@ -54,10 +54,22 @@ class TagFilter(logging.Filter):
 
 
 class SummaryFilter(logging.Filter):
-    """Passes warnings and errors, and info records logged with ``extra={"summary": True}``."""
+    """Passes warnings and errors, info records logged with ``extra={"summary": True}``, and the
+    training's progress lines (step, loss, ETA; at most one per 30 s) and epoch losses.
+
+    Progress records are recognised by ``extra={"progress": True}`` or, for the engine's current
+    lines, by their format (``... ETA ...`` / ``epoch %d/%d loss``).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or getattr(record, "summary", False)
+        if record.levelno >= logging.WARNING or getattr(record, "summary", False):
+            return True
+        if getattr(record, "progress", False):
+            return True
+        text = record.msg if isinstance(record.msg, str) else ""
+        return record.name.startswith(f"{LOGGER_NAME}.engine") and (
+            "ETA" in text or "epoch %d/%d loss" in text
+        )
 
 
 def setup_tagged_logging(

@@ -561,3 +561,37 @@ def test_warm_start_uses_the_previous_model_when_the_architecture_matches(tmp_pa
     assert _job(tmp_path, retrain).model_location()[2] is None
     (folder / "run_it004_class001_half1.pt").write_bytes(b"x")
     assert job.model_location("_half1")[2] == str(folder / "run_it004_class001_half1.pt")
+
+
+# ------------------------------------------------------------------------------------------
+# logging: the job log gets everything, stdout (RELION's run.out) summaries and progress
+def test_console_gets_summaries_and_training_progress_only(tmp_path, capsys):
+    from spIsoNet.log import get_logger, setup_tagged_logging, summary
+
+    setup_tagged_logging(tmp_path / "job.log", "it004 half1 class001 pid 1")
+    relion, engine = get_logger("relion"), get_logger("engine")
+    relion.info("detail for the log only")
+    summary(relion, "correction skipped: %s", "healpix 2 < 3")
+    engine.info(
+        "%s: epoch %d/%d step %d/%d loss %.5f, %.2f s/step, ETA %s",
+        "m",
+        1,
+        5,
+        3,
+        250,
+        0.1,
+        2.0,
+        "5 min",
+    )
+    engine.info("network config for the log only")
+    relion.warning("a warning")
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "spIsoNet [it004 half1 class001 pid 1] correction skipped: healpix 2 < 3",
+        "spIsoNet [it004 half1 class001 pid 1] m: epoch 1/5 step 3/250 loss 0.10000, 2.00 s/step,"
+        " ETA 5 min",
+        "spIsoNet [it004 half1 class001 pid 1] a warning",
+    ]
+    text = (tmp_path / "job.log").read_text()
+    assert "detail for the log only" in text and "network config for the log only" in text
+    assert "[it004 half1 class001 pid 1]" in text
