@@ -70,8 +70,8 @@ def help_text() -> str:
     lines += [
         "",
         "What each setting does, the start conditions, the resolution used and the files kept:",
-        "README.md, section 'RELION plugin' (https://github.com/ of this project, or the copy",
-        "installed with it). Log: <job folder>/spisonet_relion.log.",
+        "README.md of spIsoNet, section 'Using spIsoNet inside RELION (external reconstruct)'.",
+        "Log of every call: <job folder>/spisonet_relion.log.",
     ]
     return "\n".join(lines)
 
@@ -144,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 also when the correction fell back)."""
     args = sys.argv[1:] if argv is None else list(argv)
     if len(args) == 1 and args[0] in ("-h", "--help"):
-        print(help_text())
+        try:
+            print(help_text(), flush=True)
+        except BrokenPipeError:  # e.g. `spisonet-relion --help | head`: no traceback at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     if len(args) != 1:
         print(USAGE, file=sys.stderr)
