@@ -14,8 +14,9 @@ iteration's STAR files where the vectors have them, so the plugin reads its meta
 
 Each repeat runs both programs in alternating order (A B, then B A, ...), each as a fresh
 process with ``OMP_NUM_THREADS=1`` (what relion_refine passes to its ranks), and the script
-prints the median wall time of each, their ratio (plugin / RELION) and the largest relative
-difference of the two maps. The machine load (``os.getloadavg``) is printed before and after:
+prints the median wall and CPU (user + system) time of each, their ratios (plugin / RELION) and
+the largest relative difference of the two maps; CPU time is the steadier of the two on a loaded
+machine. The machine load (``os.getloadavg``) is printed before and after:
 on a shared machine only interleaved medians are comparable.
 """
 
@@ -25,6 +26,7 @@ import argparse
 import gzip
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -109,13 +111,20 @@ def stretch_to_box128(project: Path, star: str) -> str:
     return f"{new_root}_external_reconstruct.star"
 
 
-def timed(command: list[str], cwd: Path, env: dict) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str], cwd: Path, env: dict) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one run of ``command``."""
+    cpu = _children_cpu()
     start = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({done.returncode}): {done.stderr[-500:]}")
-    return seconds
+    return seconds, _children_cpu() - cpu
 
 
 def read(path: Path) -> np.ndarray:
@@ -140,7 +149,10 @@ def main() -> None:
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     plugin = [sys.executable, str(REPO / "bin" / "relion_wrapper.py")]
     print(f"# {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, vectors {vectors}")
-    print("case    box  relion[s]  plugin[s]  ratio  max|diff|/max  (medians of", args.repeat, ")")
+    print(
+        f"case    box  relion[s]  plugin[s]  ratio  cpu: relion[s] plugin[s] ratio  "
+        f"max|diff|/max  (medians of {args.repeat})"
+    )
     for case in args.cases:
         with tempfile.TemporaryDirectory() as tmp:
             project = Path(tmp)
@@ -149,18 +161,26 @@ def main() -> None:
                 star = stretch_to_box128(project, star)
             result = project / star.replace(".star", ".mrc")
             times: dict[str, list[float]] = {"relion": [], "plugin": []}
+            cpus: dict[str, list[float]] = {"relion": [], "plugin": []}
             maps = {}
             for rep in range(args.repeat):
                 order = ["relion", "plugin"] if rep % 2 == 0 else ["plugin", "relion"]
                 for which in order:
                     command = [relion, star] if which == "relion" else [*plugin, star]
-                    times[which].append(timed(command, project, env))
+                    wall, cpu = timed(command, project, env)
+                    times[which].append(wall)
+                    cpus[which].append(cpu)
                     if rep == 0:
                         maps[which] = read(result)
             diff = np.abs(maps["plugin"] - maps["relion"]).max() / np.abs(maps["relion"]).max()
             a, b = statistics.median(times["relion"]), statistics.median(times["plugin"])
+            ca, cb = statistics.median(cpus["relion"]), statistics.median(cpus["plugin"])
             box = 128 if case == "box128" else 64
-            print(f"{case:7s} {box:4d} {a:10.2f} {b:10.2f} {b / a:6.2f}  {diff:.1e}", flush=True)
+            print(
+                f"{case:7s} {box:4d} {a:10.2f} {b:10.2f} {b / a:6.2f}  {ca:14.2f} {cb:9.2f} "
+                f"{cb / ca:5.2f}  {diff:.1e}",
+                flush=True,
+            )
     print(f"# load after: {os.getloadavg()[0]:.1f}")
 
 
