@@ -51,7 +51,9 @@ def test_correction_improves_worst_direction_small(tmp_path):
 
     Measured when written (2 cores): worst 20.0 → 18.0 Å (+10 %), mean +12.7 %, best unchanged.
     The input's worst direction sits at the metric's lowest counted shell (20 Å), so the mean
-    over the 64 directions is asserted too.
+    over the 64 directions is asserted too. This checks what the network itself achieves (the
+    recombined output, ``keep_measured=False``); the same output after the data-consistency
+    step is checked below.
     """
     sim = SimulationSettings(
         box=40,
@@ -73,6 +75,7 @@ def test_correction_improves_worst_direction_small(tmp_path):
         net_depth=2,
         n_conv=2,
         batch_size=4,
+        keep_measured=False,
     )
     gains = demo.improvement(before, after)
     # The input is clearly anisotropic, so there is something to correct.
@@ -82,6 +85,27 @@ def test_correction_improves_worst_direction_small(tmp_path):
     # ... and the correction does not pay for it with the well-resolved directions.
     assert gains["best_direction_gain"] >= -0.05, gains
     assert np.isfinite(result.corrected[0]).all() and result.loss_history
+
+    # The default data-consistency step on the same output (what correct_maps returns by
+    # default): never worse than the input by more than 2 % in the best direction and globally,
+    # no direction on average worse, and still a gain on average over the directions
+    # (measured when written: mean +6.2 %, global +1.3 %, worst unchanged at the 20 Å floor).
+    from spIsoNet.engine.consistency import keep_measured
+
+    kept, _ = keep_measured(
+        [case.half1, case.half2],
+        result.corrected,
+        case.voxel_size,
+        result.limit_res,
+        mask=case.mask,
+    )
+    args = {"mask": case.mask, "n_directions": 64, "with_sphericity": False}
+    consistent = demo.truth_metrics(0.5 * (kept[0] + kept[1]), case.truth, case.voxel_size, **args)
+    gains = demo.improvement(before, consistent)
+    assert gains["best_direction_gain"] >= -0.02, gains
+    assert gains["global_gain"] >= -0.02, gains
+    assert gains["worst_direction_gain"] >= 0.0, gains
+    assert gains["mean_direction_gain"] >= 0.03, gains
 
 
 @pytest.mark.slow

@@ -28,9 +28,11 @@ Beyond ``limit_res`` the input is taken exactly (``w = 1``), as the recombinatio
 spectrum matching and rescaling leave the recombined map slightly off there).
 
 In the default (noise2noise) mode one network was trained on both halves, so ``G`` can be
-slightly optimistic where the consistency loss pulled ``net_i`` towards ``half_j``; with
-``--independent`` it is unbiased. With a single map there is no second half to measure the
-network against: the weight is then ``w = clip(F, 0, 1)`` from the given FSC3D.
+slightly optimistic where the consistency loss pulled ``net_i`` towards ``half_j``. With a single
+map there is no second half to measure the network against, and with ``independent`` the other
+half must not be used (gold-standard halves): the weight is then ``w = clip(F, 0, 1)`` from the
+FSC3D the training used (given or computed), which keeps what the data measured well (F → 1)
+and hands what they did not (F → 0) to the network.
 """
 
 from __future__ import annotations
@@ -42,10 +44,11 @@ import numpy as np
 __all__ = ["ConsistencyReport", "input_weight", "keep_measured"]
 
 _EPS = 1e-3  # correlations are clipped to [_EPS, 1 - _EPS] before SNRs are formed
-#: cone half-angle (degrees) of F and G: a conical FSC over a 20° cone sums ~4x the voxels of a
-#: 10° one, which halves its statistical noise (~1/sqrt(voxels)); with 10° cones noise-level
-#: values of G where F is small handed up to 17 % of the band to a deliberately blurred
-#: "network" (global resolution 6 % worse), with 20° cones 10 % (2 % worse).
+#: cone half-angle (degrees) of F and G. A conical FSC's statistical noise is ~1/sqrt(voxels in
+#: the cone), and a 20° cone holds ~4x the voxels of a 10° one: with 10° cones, noise-level
+#: values of G where F is small handed 17 % of the band to a deliberately blurred "network"
+#: (global resolution 6 % worse than the input), with 20° cones 10 % (2 % worse). Wider cones
+#: (30-45°) mix well and poorly measured directions and hide where the network does better.
 CONE_ANGLE = 20.0
 
 
@@ -94,6 +97,29 @@ def input_weight(fsc_halves: np.ndarray, fsc_network: np.ndarray | None) -> np.n
     return weight.astype(np.float32)
 
 
+def conical_fsc(
+    a: np.ndarray,
+    b: np.ndarray,
+    voxel_size: float,
+    limit_res: float,
+    *,
+    mask: np.ndarray | None = None,
+    n_threads: int | None = None,
+) -> np.ndarray:
+    """Conical FSC volume of ``a`` and ``b`` (cones of :data:`CONE_ANGLE`) up to ``limit_res``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, rfft layout ``[n, n, n//2 + 1]``, zero beyond the shell of ``limit_res``.
+    """
+    from spIsoNet.fsc3d import ConicalFSC
+
+    engine = ConicalFSC(a, b, mask=mask, n_threads=n_threads)
+    _, max_shell = engine.limit_shell(voxel_size, limit_res)
+    return _rfft_layout(engine.volume(CONE_ANGLE, max_shell))
+
+
 def _rfft_layout(centred: np.ndarray) -> np.ndarray:
     """Centred ``[n, n, n]`` FSC3D volume (zero frequency at ``n//2``) → rfft layout."""
     n = centred.shape[0]
@@ -122,7 +148,7 @@ def keep_measured(
     *,
     mask: np.ndarray | None = None,
     fsc3d_volume: np.ndarray | None = None,
-    cone_angle: float = CONE_ANGLE,
+    independent: bool = False,
     n_threads: int | None = None,
 ) -> tuple[list[np.ndarray], ConsistencyReport]:
     """Blend each corrected half with its input by how well each Fourier component is measured.
@@ -140,10 +166,12 @@ def keep_measured(
     mask
         Soft mask ``[n, n, n]`` applied before every conical FSC (the user's solvent mask).
     fsc3d_volume
-        Centred FSC3D of the halves; needed with one half, recomputed (with the same cones and
-        mask as the network's) with two.
-    cone_angle
-        Cone half-angle (degrees) of the conical FSCs ``F`` and ``G``.
+        Centred FSC3D of the halves (the one training used); needed with one half or
+        ``independent``.
+    independent
+        Gold-standard halves: corrected half ``i`` must not depend on half ``j`` beyond the
+        FSC3D both were trained with, so ``G`` (which compares with the other half) is not used
+        and ``w = clip(F, 0, 1)`` from ``fsc3d_volume``.
     n_threads
         FFT threads.
 
@@ -152,23 +180,12 @@ def keep_measured(
     (maps, report)
         The blended maps (float32 ``[n, n, n]``) and a :class:`ConsistencyReport`.
     """
-    from spIsoNet.fsc3d import compute_fsc3d
+    n = halves[0].shape[0]
 
     def cfsc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        # only the band the network worked in is needed
-        volume = compute_fsc3d(
-            a,
-            b,
-            voxel_size,
-            mask=mask,
-            limit_res=limit_res,
-            cone_angle=cone_angle,
-            n_threads=n_threads,
-        ).volume
-        return _rfft_layout(np.asarray(volume, dtype=np.float32))
+        return conical_fsc(a, b, voxel_size, limit_res, mask=mask, n_threads=n_threads)
 
-    n = halves[0].shape[0]
-    if len(halves) == 2:
+    if len(halves) == 2 and not independent:
         f = cfsc(halves[0], halves[1])
         weights = [
             input_weight(f, cfsc(corrected[0], halves[1])),
@@ -176,8 +193,9 @@ def keep_measured(
         ]
     else:
         if fsc3d_volume is None:
-            raise ValueError("one half-map needs its FSC3D volume for the consistency weight")
-        weights = [input_weight(_rfft_layout(np.asarray(fsc3d_volume)), None)]
+            raise ValueError("the consistency weight needs the FSC3D volume here")
+        weight = input_weight(_rfft_layout(np.asarray(fsc3d_volume)), None)
+        weights = [weight.copy() for _ in halves]
     band = _in_band(n, voxel_size, limit_res)
     for weight in weights:
         weight[~band] = 1.0  # beyond the band: the input exactly (the recombination's intent)

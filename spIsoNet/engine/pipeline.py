@@ -49,8 +49,9 @@ class CorrectionResult:
     Attributes
     ----------
     corrected
-        Corrected maps (float32 ``[n, n, n]``, input scale), one per input half: network output
-        within ``limit_res``, the input half's own data beyond.
+        Corrected maps (float32 ``[n, n, n]``, input scale), one per input half: within
+        ``limit_res`` the network output where it beats the input's measurement and the input
+        where it does not (``keep_measured``), the input half's own data beyond.
     filtered
         Raw network outputs brought back to the input's scale (lowpassed to ``limit_res``).
     model_path
@@ -282,7 +283,9 @@ def recombine(plan: CorrectionPlan, run: RunOutput, result: CorrectionResult) ->
     """Fill ``result`` from the processes' output: maps on the input's scale, recombined.
 
     ``filtered`` is each network output on its input's scale; ``corrected`` keeps it within
-    ``plan.limit_res`` and the input half's own data beyond (:func:`spIsoNet.fourier.combine_maps`).
+    ``plan.limit_res`` and the input half's own data beyond (:func:`spIsoNet.fourier.combine_maps`),
+    then (``keep_measured``, default) keeps the input wherever it measured a Fourier component at
+    least as well as the network (:func:`spIsoNet.engine.consistency.keep_measured`).
     """
     predictions = iter(run.predictions)
     for job in plan.work.jobs:
@@ -293,10 +296,34 @@ def recombine(plan: CorrectionPlan, run: RunOutput, result: CorrectionResult) ->
             result.corrected.append(
                 _recombine(filtered, plan.halves[k], plan.limit_res, plan.voxel_size, plan.mask)
             )
+    if plan.work.settings.keep_measured:
+        _keep_measured(plan, result)
     result.model_paths = [Path(p) for p in run.model_paths if p]
     result.model_path = result.model_paths[0] if result.model_paths else None
     result.loss_histories = dict(run.histories)
     result.loss_history = next(iter(result.loss_histories.values()), [])
+
+
+def _keep_measured(plan: CorrectionPlan, result: CorrectionResult) -> None:
+    """Data consistency: the input wherever it measured a component at least as well."""
+    from spIsoNet.engine.consistency import keep_measured
+
+    result.corrected, report = keep_measured(
+        list(plan.halves),
+        result.corrected,
+        plan.voxel_size,
+        plan.limit_res,
+        mask=plan.mask,
+        fsc3d_volume=plan.fsc3d_volume,
+        independent=plan.work.settings.independent,
+    )
+    log.info(
+        "data consistency: within %.2f Å the input is kept unchanged in %s of the Fourier "
+        "components; the network supplies %s of the band",
+        plan.limit_res,
+        " / ".join(f"{100 * f:.0f} %" for f in report.kept_fraction),
+        " / ".join(f"{100 * f:.0f} %" for f in report.network_fraction),
+    )
 
 
 def _recombine(filtered, original, limit_res, voxel_size, mask) -> np.ndarray:

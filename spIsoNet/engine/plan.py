@@ -131,6 +131,9 @@ class CorrectionPlan:
         Soft mask or None.
     fsc3d_computed
         True when the FSC3D was computed here.
+    fsc3d_volume
+        The FSC3D (centred ``[n, n, n]``), given or computed: the data-consistency weight of a
+        single map (:mod:`spIsoNet.engine.consistency`).
     timings
         Stage → seconds spent planning (``fsc3d``, ``prepare``).
     """
@@ -142,6 +145,7 @@ class CorrectionPlan:
     limit_res: float
     mask: np.ndarray | None
     fsc3d_computed: bool
+    fsc3d_volume: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def describe(self, where: str) -> str:
@@ -504,5 +508,6 @@ def make_plan(
         limit_res=float(limit_res),
         mask=mask,
         fsc3d_computed=computed,
+        fsc3d_volume=fsc3d_volume,
         timings=timings,
     )
