@@ -49,6 +49,7 @@ CLI_NAMES: dict[str, str] = {
     "norm": "--norm",
     "resume": "--resume",
     "time_limit": "--time_limit",
+    "keep_measured": "--keep_measured",
 }
 #: names of the inputs of correct_maps in messages (its other arguments)
 INPUT_NAMES: dict[str, str] = {"limit_res": "--limit_res", "pretrained_model": "--pretrained_model"}
@@ -157,6 +158,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("group", "batch", "none"),
         default="group",
         help="normalisation layer (group: exact under DDP and gradient accumulation)",
+    )
+    parser.add_argument(
+        "--keep_measured",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        metavar="BOOL",
+        help="data-consistency step: keep the input wherever it measured a Fourier component at "
+        "least as well as the network (default: True; False = replace the whole band within "
+        "--limit_res, as the published tool)",
     )
     _flag(parser, "--compile", "torch.compile the network (opt-in)")
     _flag(parser, "--resume", "continue an interrupted run from <output_dir>/<model>.pt")
