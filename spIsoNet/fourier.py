@@ -71,6 +71,12 @@ _FFT_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 )
 
 
+#: The half-map ("gold-standard") FSC criterion: resolution where the FSC of two independent
+#: half-maps falls to 0.143 (Rosenthal & Henderson 2003). Also the default limit of the FSC3D
+#: and of the correction band (``spIsoNet.engine.plan.DEFAULT_LIMIT_FSC``).
+GOLD_STANDARD_FSC = 0.143
+
+
 def available_cores() -> int:
     """CPU cores this process may run on (affinity mask; ``os.cpu_count()`` where unknown)."""
     try:
@@ -364,7 +370,7 @@ class Resolution:
 
 
 def resolution_at(
-    fsc: np.ndarray, box: int, voxel_size: float, threshold: float = 0.143
+    fsc: np.ndarray, box: int, voxel_size: float, threshold: float = GOLD_STANDARD_FSC
 ) -> Resolution:
     """First crossing of ``threshold`` by ``fsc`` (shell 0 ignored), linearly interpolated.
 

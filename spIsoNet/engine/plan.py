@@ -20,6 +20,7 @@ from spIsoNet.engine.fourier_weight import cube_weight, reference_sphere, weight
 from spIsoNet.engine.settings import EngineSettings
 from spIsoNet.engine.unet import UNetConfig
 from spIsoNet.errors import InputError
+from spIsoNet.fourier import GOLD_STANDARD_FSC
 from spIsoNet.log import get_logger
 from spIsoNet.timing import stage_timer
 
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 #: FSC threshold of the default ``limit_res`` (the gold-standard half-map criterion)
-DEFAULT_LIMIT_FSC = 0.143
+DEFAULT_LIMIT_FSC = GOLD_STANDARD_FSC
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ import numpy as np
 import scipy.spatial
 
 from spIsoNet.fourier import (
+    GOLD_STANDARD_FSC,
     fft_threads,
     fsc_from_spectra,
     resolution_at,
@@ -496,7 +497,7 @@ class ConicalFSC:
         """
         n = self.n
         if limit_res is None:
-            limit_res = resolution_at(self.global_fsc, n, voxel_size, 0.143).angstrom
+            limit_res = resolution_at(self.global_fsc, n, voxel_size, GOLD_STANDARD_FSC).angstrom
         if not limit_res > 0:
             raise ValueError(f"limit_res must be positive, got {limit_res}")
         limit_res = max(float(limit_res), 2.0 * float(voxel_size))
