@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 
 from spIsoNet.errors import InputError
@@ -80,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check the options, build the demo settings and run the demo; returns the exit code."""
     from spIsoNet.demo import default_settings, run_demo
-    from spIsoNet.log import setup_logging
+    from spIsoNet.log import get_logger, setup_logging
 
     out = Path(args.output_dir)
     if out.exists() and not out.is_dir():
@@ -109,5 +110,18 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         ncpus=args.ncpus,
     )
-    run_demo(out, settings, fsc3d_only=args.fsc3d_only, figures=not args.no_figures)
+    from spIsoNet.engine import interrupt
+
+    log = get_logger("demo")
+
+    def line(signum: int) -> str:
+        name = signal.Signals(signum).name
+        return f"interrupted by {name}: the demo in {out} is incomplete (no demo_report.json)"
+
+    with interrupt.handle_signals(on_timeout=lambda signum: log.error("%s", line(signum))):
+        try:
+            run_demo(out, settings, fsc3d_only=args.fsc3d_only, figures=not args.no_figures)
+        except interrupt.Interrupted as exc:
+            log.error("%s", line(exc.signum))
+            return exc.exit_code
     return 0
