@@ -595,3 +595,34 @@ def test_console_gets_summaries_and_training_progress_only(tmp_path, capsys):
     text = (tmp_path / "job.log").read_text()
     assert "detail for the log only" in text and "network config for the log only" in text
     assert "[it004 half1 class001 pid 1]" in text
+
+
+# ------------------------------------------------------------------------------------------
+# the reconstruction's FFT choices agree with numpy's full transforms
+def test_fftw_and_pruned_inverse_agree_with_numpy():
+    import numpy as np
+
+    from spIsoNet.relion import _fftw
+    from spIsoNet.relion.reconstruction import _FFT, GridGeometry, centred_inverse
+
+    rng = np.random.default_rng(0)
+    geom = GridGeometry.from_call(32, 24, 2.0)  # P = 51, Pe = 64, R = 24
+    p, pe, n = geom.grid_internal, geom.grid_even, geom.ori_size
+    k = np.fft.fftfreq(p, 1.0 / p)
+    kx = np.arange(p // 2 + 1)
+    inside = k[:, None, None] ** 2 + k[None, :, None] ** 2 + kx**2 < geom.R**2
+    spectrum = (rng.standard_normal(inside.shape) + 1j * rng.standard_normal(inside.shape)) * inside
+    fft = _FFT(p)
+    ours = centred_inverse(spectrum, geom, fft)
+    full = np.zeros((pe, pe, pe // 2 + 1), complex)
+    sig = np.r_[0 : geom.R, p - geom.R + 1 : p]
+    sig_e = np.r_[0 : geom.R, pe - geom.R + 1 : pe]
+    full[np.ix_(sig_e, sig_e, np.arange(geom.R))] = spectrum[np.ix_(sig, sig, np.arange(geom.R))]
+    keep = (np.arange(n) - n // 2) % pe
+    reference = np.fft.irfftn(full, s=(pe,) * 3, axes=(0, 1, 2))[np.ix_(keep, keep, keep)]
+    assert np.abs(ours - reference).max() <= 1e-12 * np.abs(reference).max()
+    volume = rng.standard_normal((p, p, p))
+    assert np.allclose(fft.rfftn(volume), np.fft.rfftn(volume), rtol=0, atol=1e-9)
+    half = np.fft.rfftn(volume)
+    assert np.allclose(fft.irfftn(half, p), volume, rtol=0, atol=1e-12)
+    assert (fft.fftw is not None) == _fftw.available()

@@ -63,25 +63,57 @@ def fft_threads(environ: Mapping[str, str] | None = None) -> int:
 
 
 class _FFT:
-    """``rfftn``/``irfftn`` over all three axes, one library for all FFTs of a call.
+    """``rfftn``/``irfftn`` over all three axes, one policy for all FFTs of a call.
 
-    numpy's FFT when the internal grid is below :data:`SCIPY_FFT_MIN_GRID`, else scipy's with
-    :func:`fft_threads` workers. Both are pocketfft; they agree to rounding (≪ 1e-6).
+    Internal grid below :data:`SCIPY_FFT_MIN_GRID`: FFTW through ctypes when the system library
+    is there (:mod:`._fftw`; faster than pocketfft on the small, often prime, odd grids of early
+    iterations), else numpy's FFT (importing scipy.fft would cost more than these FFTs). From
+    that size on: scipy.fft with :func:`fft_threads` workers. float32 spectra/volumes (the mixed
+    precision option) always go to numpy/scipy. All agree to rounding (≪ 1e-6).
     """
 
     def __init__(self, grid: int) -> None:
         self.kwargs: dict = {}
         self.backend = np.fft
+        self.fftw: dict[int, object] | None = None
         if grid >= SCIPY_FFT_MIN_GRID:
             import scipy.fft
 
             self.backend = scipy.fft
             self.kwargs = {"workers": fft_threads()}
+        else:
+            from . import _fftw
+
+            if _fftw.available():
+                self.fftw = {}
+
+    def _plans(self, n: int, dtype: np.dtype):
+        if self.fftw is None or dtype not in (np.float64, np.complex128):
+            return None
+        if n not in self.fftw:
+            from . import _fftw
+
+            self.fftw[n] = _fftw.Plans(n)
+        return self.fftw[n]
 
     def rfftn(self, volume: np.ndarray) -> np.ndarray:
+        plans = self._plans(volume.shape[0], volume.dtype)
+        if plans is not None:
+            return plans.rfftn(volume)
         return self.backend.rfftn(volume, axes=(0, 1, 2), **self.kwargs)
 
+    def ifft(self, spectrum: np.ndarray, n: int, axis: int) -> np.ndarray:
+        """1-D inverse c2c FFT of length ``n`` along ``axis`` (numpy normalisation)."""
+        return self.backend.ifft(spectrum, n=n, axis=axis, **self.kwargs)
+
+    def irfft(self, spectrum: np.ndarray, n: int, axis: int) -> np.ndarray:
+        """1-D inverse c2r FFT of length ``n`` along ``axis`` (numpy normalisation)."""
+        return self.backend.irfft(spectrum, n=n, axis=axis, **self.kwargs)
+
     def irfftn(self, spectrum: np.ndarray, n: int) -> np.ndarray:
+        plans = self._plans(n, spectrum.dtype)
+        if plans is not None:
+            return plans.irfftn(spectrum)
         return self.backend.irfftn(spectrum, s=(n, n, n), axes=(0, 1, 2), **self.kwargs)
 
 
@@ -349,18 +381,56 @@ def reconstruct(
     spectrum.real = _window(data_real, geom.grid_file, p, geom.R) * wn
     spectrum.imag = _window(data_imag, geom.grid_file, p, geom.R) * wn
     del wn
-    spectrum = _window(spectrum, p, pe, geom.R)
-    volume = fft.irfftn(spectrum, pe)
-    del spectrum
     n = geom.ori_size
-    # fftshift + crop in one gather: output index j holds FFT index (j − N/2) mod Pe
-    idx = (np.arange(n) - n // 2) % pe
-    volume = volume[np.ix_(idx, idx, idx)]
+    volume = centred_inverse(spectrum, geom, fft)
+    del spectrum
     volume *= pe**3 / (geom.padding**3 * n)
 
     volume = fill_background(volume)
     volume = gridding_correction(volume, geom.padding)
     return volume.astype(np.float32)
+
+
+def centred_inverse(spectrum: np.ndarray, geom: GridGeometry, fft: _FFT | None = None):
+    """``fftshift(irfftn(window(spectrum, Pe), s=(Pe,)*3))`` cropped to ``N³``, pruned.
+
+    The spectrum is non-zero only for ``|k| < R`` and only the central ``N`` of the ``Pe``
+    outputs per axis are kept, so the three 1-D passes run on the columns that hold data and
+    keep only the rows that are kept (about a quarter of a full ``Pe³`` inverse FFT). Same
+    passes as ``irfftn`` (c2c along z, y, then c2r along x), so the result agrees to rounding.
+
+    Parameters
+    ----------
+    spectrum
+        complex ``(P, P, P//2+1)`` on the internal grid, rfftn layout.
+    geom
+        Grid sizes (``P``, ``Pe``, ``R``, ``N``).
+    fft
+        FFT library of the call.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(N, N, N)``: FFT index ``(j − N/2) mod Pe`` at output index ``j`` (unscaled
+        numpy normalisation, ``1/Pe³``).
+    """
+    fft = _FFT(geom.grid_internal) if fft is None else fft
+    p, pe, r, n = geom.grid_internal, geom.grid_even, geom.R, geom.ori_size
+    on_p = np.r_[0:r, p - (r - 1) : p]  # signed frequencies −(R−1) … R−1 on the two grids
+    on_e = np.r_[0:r, pe - (r - 1) : pe]
+    if 2 * r - 1 > pe or n > pe:
+        raise ValueError(f"inconsistent grids: R {r}, Pe {pe}, N {n}")
+    keep = (np.arange(n) - n // 2) % pe  # fftshift + crop in one gather
+    block = spectrum[np.ix_(on_p, on_p, np.arange(r))]
+    padded = np.zeros((pe, block.shape[1], r), dtype=np.complex128)
+    padded[on_e] = block
+    block = fft.ifft(padded, pe, axis=0)[keep]
+    padded = np.zeros((n, pe, r), dtype=np.complex128)
+    padded[:, on_e] = block
+    block = fft.ifft(padded, pe, axis=1)[:, keep]
+    padded = np.zeros((n, n, pe // 2 + 1), dtype=np.complex128)
+    padded[:, :, :r] = block
+    return fft.irfft(padded, pe, axis=2)[:, :, keep]
 
 
 def gridding_weights(
