@@ -10,7 +10,6 @@ strict where a silently short table would do harm: a loop row with the wrong num
 from __future__ import annotations
 
 import os
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +57,8 @@ def _value(text: str) -> Any:
 def _fields(line: str) -> list[str]:
     """Split a data line; quoted strings (rare in RELION files) stay one field."""
     if '"' in line or "'" in line:
+        import shlex
+
         try:
             return shlex.split(line, comments=False, posix=True)
         except ValueError:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,6 +107,8 @@ def command_line_of(optimiser_path: str | Path) -> str:
 
 def option_value(command_line: str, option: str) -> str | None:
     """Value after ``option`` on a command line (last occurrence), None if absent."""
+    import shlex
+
     try:
         tokens = shlex.split(command_line)
     except ValueError:
