@@ -23,11 +23,10 @@ def run(args: argparse.Namespace) -> int:
 
     from spIsoNet import fourier
     from spIsoNet.cli.common import load_maps, load_optional_mask, output_path
-    from spIsoNet.io import output_set, require_contrast
+    from spIsoNet.io import output_set
     from spIsoNet.io.jsonio import dumps
 
     half1, half2 = load_maps([args.half1, args.half2], args.voxel_size)
-    require_contrast([half1, half2])
     mask = load_optional_mask(args.mask, half1)
     inputs = [args.half1, args.half2, args.mask]
     for extra in (args.json, args.plot):

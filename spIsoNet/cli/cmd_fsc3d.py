@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from spIsoNet.fsc3d.conical import ConicalFSC
     from spIsoNet.fsc3d.plots import plot_report
     from spIsoNet.fsc3d.report import build_report, format_summary
-    from spIsoNet.io import output_set, require_contrast, write_map
+    from spIsoNet.io import output_set, write_map
     from spIsoNet.io.jsonio import dumps
     from spIsoNet.log import get_logger, setup_logging
 
@@ -128,7 +128,6 @@ def run(args: argparse.Namespace) -> int:
     _check_options(args)
     mask_path = args.mask or args.mask_pos
     half1, half2 = load_maps([args.half1, args.half2], args.voxel_size)
-    require_contrast([half1, half2])
     mask = load_optional_mask(mask_path, half1)
     out = output_path(args.output, [args.half1, args.half2, mask_path])
     json_path, png_path = report_paths(out)

@@ -231,7 +231,14 @@ def run(args: argparse.Namespace) -> int:
     from spIsoNet.engine.plots import LossPlot
     from spIsoNet.errors import InputError
     from spIsoNet.fsc3d import anisotropy_summary
-    from spIsoNet.io import check_same_grid, output_set, read_map, read_mask, write_map
+    from spIsoNet.io import (
+        check_same_grid,
+        output_set,
+        read_map,
+        read_mask,
+        require_contrast,
+        write_map,
+    )
     from spIsoNet.log import get_logger, setup_logging
     from spIsoNet.timing import stage_timer
 
@@ -245,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
         half2 = read_map(args.i2, voxel_size=args.voxel_size or half1.voxel_size, what="half-map")
         check_same_grid([half1, half2])
         halves.append(half2)
+    require_contrast(halves)
     voxel = half1.voxel_size
     settings.validate(box=int(half1.box), names=CLI_NAMES)
     mask = read_mask(args.mask, like=half1) if args.mask else None

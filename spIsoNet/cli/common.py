@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from spIsoNet.errors import InputError
-from spIsoNet.io import MapData, check_same_grid, read_map, read_mask
+from spIsoNet.io import MapData, check_same_grid, read_map, read_mask, require_contrast
 
 
 def add_voxel_size_argument(parser: argparse.ArgumentParser) -> None:
@@ -24,9 +24,14 @@ def add_voxel_size_argument(parser: argparse.ArgumentParser) -> None:
 def load_maps(
     paths: list[str], voxel_size: float | None = None, what: str = "half-map"
 ) -> list[MapData]:
-    """Read cubic maps that must share shape and voxel size; :class:`InputError` otherwise."""
+    """Read cubic, non-constant maps that share shape and voxel size; :class:`InputError` otherwise.
+
+    A constant (e.g. all-zero) map is rejected here, for every command: no FSC, filter or
+    correction means anything on it.
+    """
     maps = [read_map(path, voxel_size=voxel_size, what=what) for path in paths]
     check_same_grid(maps)
+    require_contrast(maps, what=what)
     return maps
 
 

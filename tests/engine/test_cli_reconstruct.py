@@ -249,3 +249,30 @@ def test_a_run_stuck_in_one_long_operation_still_ends_on_sigterm(tmp_path):
     stdout, stderr = run.communicate(timeout=30)
     assert run.returncode == 143 and time.monotonic() - sent < 10, stderr
     assert "watchdog 15" in stdout
+
+
+def test_an_all_zero_half_map_is_one_line_and_nothing_written(tmp_path, maps, capsys):
+    import numpy as np
+
+    from spIsoNet.io import write_map
+
+    zero = tmp_path / "zero.mrc"
+    write_map(zero, np.zeros((32, 32, 32), np.float32), 2.0)
+    out = tmp_path / "out"
+    assert _main(maps[0], zero, *TINY_ARGS, "--output_dir", out) == 2
+    line = _one_error_line(capsys)
+    assert "zero.mrc" in line and "constant (all zeros)" in line
+    assert not out.exists()
+
+
+def test_keep_measured_false_gives_the_published_replacement(tmp_path, maps):
+    import mrcfile
+    import numpy as np
+
+    results = {}
+    for flag in ("True", "False"):
+        out = tmp_path / flag
+        assert _main(*maps, *TINY_ARGS, "--keep_measured", flag, "--output_dir", out) == 0
+        with mrcfile.open(out / "corrected_h_1.mrc") as f:
+            results[flag] = f.data.copy()
+    assert not np.array_equal(results["True"], results["False"])
