@@ -83,6 +83,14 @@ class Plans:
                 if plan:
                     self.lib.fftw_destroy_plan(plan)
 
+    def execute_forward(self) -> None:
+        """r2c of :attr:`real` into :attr:`spectrum`."""
+        self.lib.fftw_execute(self.forward)
+
+    def execute_inverse(self) -> None:
+        """Unnormalised c2r of :attr:`spectrum` (destroyed) into :attr:`real`."""
+        self.lib.fftw_execute(self.inverse)
+
     def rfftn(self, volume: np.ndarray) -> np.ndarray:
         """numpy's ``rfftn(volume)`` (float64 ``[n, n, n]`` → complex128 half spectrum)."""
         self.real[...] = volume
