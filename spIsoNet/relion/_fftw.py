@@ -78,10 +78,13 @@ class Plans:
             raise OSError(f"FFTW could not plan a {n}³ transform")
 
     def __del__(self) -> None:
-        with _lock:
-            for plan in (getattr(self, "forward", None), getattr(self, "inverse", None)):
-                if plan:
-                    self.lib.fftw_destroy_plan(plan)
+        try:
+            with _lock:
+                for plan in (getattr(self, "forward", None), getattr(self, "inverse", None)):
+                    if plan:
+                        self.lib.fftw_destroy_plan(plan)
+        except Exception:  # interpreter shutdown: the process frees everything anyway
+            pass
 
     def execute_forward(self) -> None:
         """r2c of :attr:`real` into :attr:`spectrum`."""
