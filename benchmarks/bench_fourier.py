@@ -62,6 +62,7 @@ def time_box(n: int, rng: np.random.Generator) -> dict[str, float | str]:
 
 
 def main() -> None:
+    """Time every box size of ``--sizes``, then torch, and print one row per box (seconds)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 96, 128, 192, 256])
     args = parser.parse_args()

@@ -135,7 +135,7 @@ def _run_worker(mode: str, n: int, folder: Path, threads: int) -> dict:
 
 
 def _run_command(n: int, folder: Path, threads: int) -> dict:
-    """The user's command line in a child process: wall time and the child's own peak RSS."""
+    """Run the user's command line in a child process; return its wall, CPU time and peak RSS."""
     cmd = [sys.executable, str(REPO / "bin" / "spisonet.py"), "fsc3d", "h1.mrc", "h2.mrc",
            "mask.mrc", "-o", "FSC3D.mrc", "--ncpus", str(threads)]  # fmt: skip
     start = time.perf_counter()
@@ -171,6 +171,16 @@ def _fmt(value: float | None, spec: str, width: int) -> str:
 
 
 def main() -> int:
+    """Run the interleaved rounds per box size and print the table and the verdicts.
+
+    With the hidden ``--worker`` option the process is one measurement instead (it writes the
+    inputs or times one kind and prints its row as JSON on the last line).
+
+    Returns
+    -------
+    int
+        The exit status (0).
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[96, 128, 256])
     parser.add_argument("--threads", type=int, default=_cores())

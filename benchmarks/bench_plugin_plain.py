@@ -76,7 +76,13 @@ def install_call(calls: Path, call: str, project: Path) -> str:
 
 
 def stretch_to_box128(project: Path, star: str) -> str:
-    """A box-128 call from a box-64 full-size call (see the module docstring)."""
+    """Write a box-128 call made from a box-64 full-size call (see the module docstring).
+
+    Returns
+    -------
+    str
+        The new call's STAR file, relative to ``project``.
+    """
     root = star[: -len("_external_reconstruct.star")]
     new_root = f"{JOB}/big_class001"
     g, big = 128, 256  # padded grids (pad 2)
@@ -128,11 +134,13 @@ def timed(command: list[str], cwd: Path, env: dict) -> tuple[float, float]:
 
 
 def read(path: Path) -> np.ndarray:
+    """Read the map of an MRC file as float64."""
     with mrcfile.open(path) as mrc:
         return np.array(mrc.data, dtype=np.float64)
 
 
 def main() -> None:
+    """Run every case ``--repeat`` times in A/B order and print the medians and the map diff."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--vectors", type=Path, default=None)

@@ -38,6 +38,7 @@ def synthetic_call(n: int, padding: float = 2.0, seed: int = 0):
 
 
 def main() -> None:
+    """Time both precisions for every size (best of ``--repeat``) and print one row per size."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sizes", nargs="*", type=int, default=[64, 128, 256])
     parser.add_argument("--padding", type=float, default=2.0)

@@ -79,6 +79,7 @@ def train_case(device_name: str, cube: int, width: int, batch: int, steps: int) 
 
 
 def predict_case(device_name: str, box: int, width: int, tile: int, batch: int) -> dict:
+    """Time the prediction of a random ``box``³ map in ``tile``³ tiles (after a warm-up tile)."""
     import numpy as np
     import torch
 
@@ -111,6 +112,18 @@ def _child(kind: str, **kw) -> dict:
 
 
 def main(argv=None) -> int:
+    """Run every training and prediction case in a child process and print the two tables.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status (0).
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--steps", type=int, default=2, help="timed optimizer steps per case")

@@ -127,6 +127,7 @@ class Checker:
 
     # -------------------------------------------------------------------------------- helpers
     def settings(self, **overrides):
+        """Build the profile's ``EngineSettings`` (1 epoch) with ``overrides`` applied."""
         from spIsoNet.engine import EngineSettings
 
         p = self.profile
@@ -165,6 +166,7 @@ class Checker:
         return self.torch.cuda.max_memory_allocated() / 2**30
 
     def record(self, name: str, **numbers) -> None:
+        """Keep a passed check's numbers and print its line (samples/s, tiles/s, GiB, s)."""
         row = {"check": name, "status": "ok", **numbers}
         self.results.append(row)
         parts = [f"{'ok':<4} {name:<34}"]
@@ -178,10 +180,12 @@ class Checker:
         print("  ".join(parts), flush=True)
 
     def skip(self, name: str, reason: str) -> None:
+        """Record and print a check that cannot run here, with the reason."""
         self.results.append({"check": name, "status": "skipped", "reason": reason})
         print(f"{'skip':<4} {name:<34}  {reason}", flush=True)
 
     def run(self, name: str, function) -> None:
+        """Call ``function()``; a failure is recorded and printed, and the next check runs."""
         try:
             function()
         except BaseException as exc:  # a check must never stop the others
@@ -195,6 +199,19 @@ class Checker:
 
     # -------------------------------------------------------------------------------- checks
     def correct(self, name: str, settings, *, pretrained: str | None = None, save: bool = False):
+        """Correct the synthetic pair with ``settings``, check the outputs, record the numbers.
+
+        Parameters
+        ----------
+        name : str
+            The check's name (also its output folder).
+        settings : spIsoNet.engine.EngineSettings
+            The run's settings.
+        pretrained : str, optional
+            Model file to start from (with ``epochs=0``: prediction only).
+        save : bool
+            Keep the trained model's path for the prediction checks.
+        """
         from spIsoNet.engine import correct_maps
 
         out = self.folder / name.replace(" ", "_").replace(",", "")
@@ -225,6 +242,7 @@ class Checker:
         )
 
     def check_all(self) -> None:
+        """Print the device and profile, then run every check in order (module docstring)."""
         torch = self.torch
         if self.cuda:
             name = torch.cuda.get_device_name(0)
@@ -279,6 +297,7 @@ class Checker:
         self.run("torchrun --nproc_per_node 1", self.torchrun)
 
     def torchrun(self) -> None:
+        """Run ``spisonet.py reconstruct`` under torchrun with one rank and check its outputs."""
         from spIsoNet.io import write_map
 
         folder = self.folder / "torchrun"
@@ -313,6 +332,18 @@ class Checker:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the checks on the chosen device and print (optionally write) the summary.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 when every check passed or was skipped, 1 otherwise.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--device",

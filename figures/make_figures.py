@@ -29,6 +29,18 @@ FIGURES = ("demo_slices.png", "demo_fsc.png", "demo_directional.png")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the demo in the work folder and copy its figures and report here.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 when the demo report has the corrected maps' numbers, 1 otherwise.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="demo seed")
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temp folder)")

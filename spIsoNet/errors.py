@@ -37,7 +37,7 @@ ERRNO_WORDS: dict[int, str] = {
 
 
 def os_error_words(exc: OSError) -> str:
-    """The problem of an :class:`OSError` in words (from its errno, else its own text)."""
+    """Describe the problem of an :class:`OSError` in words (from its errno, else its text)."""
     words = ERRNO_WORDS.get(exc.errno if exc.errno is not None else -1)
     return words or " ".join(str(exc.strerror or exc or "I/O error").split())
 

@@ -22,6 +22,7 @@ def _version(module: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the versions, the usable CPU cores and every CUDA GPU; return the exit code (0)."""
     import torch
 
     from spIsoNet import __version__

@@ -15,6 +15,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the arguments of ``combine_map`` on ``parser``."""
     parser.add_argument("low_map", help="map that provides the low frequencies")
     parser.add_argument("high_map", help="map that provides the high frequencies")
     parser.add_argument("out_map", help="output map")
@@ -32,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Read both maps (and the mask), write the combined map; return the exit code (0)."""
     from spIsoNet import fourier
     from spIsoNet.cli.common import load_maps, load_optional_mask, output_path
     from spIsoNet.io import write_map

@@ -10,6 +10,7 @@ HELP = "global FSC of two half-maps (unmasked, masked and phase-randomisation co
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the arguments of ``fsc`` on ``parser``."""
     parser.add_argument("half1", help="first half-map")
     parser.add_argument("half2", help="second half-map")
     parser.add_argument("--mask", default=None, help="soft mask (adds masked, corrected FSC)")
@@ -19,6 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the FSC = 0.143 and 0.5 resolutions (Å) of each curve, write JSON/plot if asked.
+
+    Returns
+    -------
+    int
+        The exit code (0).
+    """
     import numpy as np
 
     from spIsoNet import fourier

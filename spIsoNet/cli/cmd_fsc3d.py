@@ -22,6 +22,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the arguments of ``fsc3d`` on ``parser`` (names of the published tool)."""
     parser.add_argument("half1", help="first half-map (MRC)")
     parser.add_argument("half2", help="second half-map (MRC)")
     parser.add_argument(
@@ -112,6 +113,7 @@ def _check_options(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Compute the FSC3D volume and its report, write them as one set; return the exit code."""
     import numpy as np
 
     from spIsoNet.cli.common import load_maps, load_optional_mask, output_path

@@ -10,6 +10,7 @@ HELP = "low-pass filter a map at a resolution (Å) with a soft raised-cosine edg
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the arguments of ``lowpass`` on ``parser``."""
     parser.add_argument("input", help="input map")
     parser.add_argument("output", help="output map")
     parser.add_argument("resolution", type=positive_float, help="cutoff resolution (Å)")
@@ -20,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Read the map, write its low-passed copy; return the exit code (0)."""
     from spIsoNet import fourier
     from spIsoNet.cli.common import load_maps, output_path
     from spIsoNet.io import write_map

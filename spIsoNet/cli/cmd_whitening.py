@@ -16,6 +16,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the arguments of ``whitening`` on ``parser``."""
     parser.add_argument("h1", help="input map (MRC)")
     parser.add_argument("-o", "--o", "--output", dest="o", default="whitening.mrc", help="output")
     parser.add_argument("--mask", default=None, help="soft mask for measuring the amplitudes")
@@ -29,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check the band, read the map (and the mask), write the whitened map; return 0."""
     from spIsoNet import fourier
     from spIsoNet.cli.common import load_maps, load_optional_mask, output_path
     from spIsoNet.io import write_map

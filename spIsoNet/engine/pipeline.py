@@ -93,7 +93,7 @@ def _float32(array: np.ndarray | None) -> np.ndarray | None:
 
 
 def _resolve_seed(seed: int | None, ctx) -> int:
-    """The seed given, or one drawn here (the same on every process) and logged."""
+    """Return the seed given, or draw one (the same on every process) and log it."""
     if seed is not None:
         return int(seed)
     seed = int(np.random.SeedSequence().entropy % (2**31))
@@ -104,7 +104,7 @@ def _resolve_seed(seed: int | None, ctx) -> int:
 
 
 def _warn_other_scale(state: dict, source, voxel_size: float) -> None:
-    """A pretrained model learnt features at its own voxel size: say so when it differs."""
+    """Warn when a pretrained model was trained at another voxel size (features at its scale)."""
     trained = state.get("extra", {}).get("voxel_size")
     if trained and abs(float(trained) - voxel_size) > 0.02 * voxel_size:
         log.warning(
@@ -117,7 +117,15 @@ def _warn_other_scale(state: dict, source, voxel_size: float) -> None:
 
 
 def _network(settings, pretrained_model, voxel_size, out_dir, model_name, single, names):
-    """The pretrained checkpoint (checked) and the architecture; resumable checkpoints checked."""
+    """Load and check the pretrained checkpoint, choose the architecture, check resumables.
+
+    Returns
+    -------
+    pretrained : dict or None
+        The pretrained checkpoint (None without ``pretrained_model``).
+    config : UNetConfig
+        The network architecture of this run.
+    """
     pretrained = None
     if pretrained_model is not None:
         pretrained = load_checkpoint(pretrained_model)
@@ -305,7 +313,7 @@ def recombine(plan: CorrectionPlan, run: RunOutput, result: CorrectionResult) ->
 
 
 def _keep_measured(plan: CorrectionPlan, result: CorrectionResult) -> None:
-    """Data consistency: the input wherever it measured a component at least as well."""
+    """Apply data consistency: keep the input wherever it measured a component at least as well."""
     from spIsoNet.engine.consistency import keep_measured
 
     result.corrected, report = keep_measured(

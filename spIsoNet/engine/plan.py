@@ -246,7 +246,7 @@ def check_inputs(
 def check_limit_res(
     limit_res: float, box: int, voxel_size: float, names: Mapping[str, str] | None = None
 ) -> float:
-    """The resolution limit actually used: positive, inside the box, at most Nyquist.
+    """Check a resolution limit; return the one used (positive, inside the box, ≤ Nyquist).
 
     Parameters
     ----------
@@ -293,7 +293,7 @@ def check_limit_res(
 def default_limit_res(
     half1: np.ndarray, half2: np.ndarray | None, voxel_size: float, mask: np.ndarray | None
 ) -> float:
-    """The ``limit_res`` used when none is given (Å).
+    """Return the ``limit_res`` used when none is given (Å).
 
     The global FSC = :data:`DEFAULT_LIMIT_FSC` resolution of the (masked) half-maps; Nyquist
     (no lowpass) in single-map mode. When the FSC3D is computed here, ``compute_fsc3d`` applies
@@ -309,8 +309,11 @@ def default_limit_res(
 
 
 def effective_batch_size(settings: EngineSettings, world: int) -> int:
-    """Cubes per optimizer step: the setting, or 4 on one process and 2 × processes otherwise,
-    rounded down to a multiple of ``world × acc_batches``."""
+    """Return the cubes per optimizer step, a multiple of ``world × acc_batches``.
+
+    The setting, or 4 on one process and 2 × processes otherwise, rounded down to a multiple of
+    ``world × acc_batches`` (at least one such multiple).
+    """
     batch = settings.batch_size or (4 if world == 1 else 2 * world)
     parts = world * settings.acc_batches
     if batch % parts:
@@ -325,7 +328,7 @@ def network_config(
     source: str = "pretrained model",
     names: Mapping[str, str] | None = None,
 ) -> UNetConfig:
-    """The architecture: the settings', or the pretrained model's (which must fit the cubes).
+    """Return the architecture: the settings', or the pretrained model's (it must fit the cubes).
 
     Raises
     ------

@@ -135,7 +135,7 @@ class FSC3DResult:
 
 
 def _ratio(sums: np.ndarray, method: str) -> np.ndarray:
-    """cFSC from channel sums ``[..., C]`` (last axis: channels)."""
+    """Compute the cFSC from channel sums ``[..., C]`` (last axis: channels)."""
     if method == "weighted":
         numerator = sums[..., 0]
         denominator = np.sqrt(np.clip(sums[..., 1] * sums[..., 2], 0.0, None))
@@ -241,7 +241,7 @@ class ConicalFSC:
         return ch
 
     def _global_fsc_from_channels(self) -> np.ndarray:
-        """Standard FSC per shell ``[n//2 + 1]`` from the weighted channels (one slab pass)."""
+        """Compute the global FSC per shell ``[n//2 + 1]`` from the weighted channels (one pass)."""
         n_shells = self.n // 2 + 1
         totals = np.zeros((3, n_shells))
         for z0, z1 in self._slabs():

@@ -100,7 +100,7 @@ def face_coordinates(kz: np.ndarray, ky: np.ndarray, kx: np.ndarray):
 
 
 def _face_vectors(face: int, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """Unit vectors ``[..., 3]`` of face coordinates (inverse of :func:`face_coordinates`)."""
+    """Map face coordinates to unit vectors ``[..., 3]`` (inverse of :func:`face_coordinates`)."""
     vec = np.empty(alpha.shape + (3,), dtype=np.float64)
     p, q = _FACE_OTHERS[face]
     vec[..., face] = 1.0

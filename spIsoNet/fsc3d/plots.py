@@ -16,7 +16,7 @@ THRESHOLDS = ((0.143, "--", "FSC = 0.143"), (0.5, ":", "FSC = 0.5"))
 
 
 def new_figure(figsize: tuple[float, float]):
-    """A matplotlib Figure with the Agg canvas (no pyplot, no display needed)."""
+    """Create a matplotlib Figure on the Agg canvas (no pyplot, no display needed)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def _current_umask() -> int:
-    """The process umask: from /proc on Linux (no side effect), else set and restored at once."""
+    """Return the process umask: from /proc on Linux (no side effect), else set and restored."""
     with contextlib.suppress(OSError, ValueError):
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("Umask:"):
@@ -44,7 +44,7 @@ def _temporary_next_to(final: Path, suffix: str | None) -> Path:
 
 
 def _naming(exc: OSError, final: Path, tmp: Path | None = None) -> OSError:
-    """The same OSError (same type and errno) naming ``final`` instead of the temporary file.
+    """Return the same OSError (same type and errno) naming ``final``, not the temporary file.
 
     An error that names another file (e.g. an input read inside the block) is returned as is.
     """
@@ -149,6 +149,6 @@ def output_set() -> Iterator[OutputSet]:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (UTF-8, ``\\n`` line endings)."""
+    r"""Write ``text`` to ``path`` atomically (UTF-8, ``\n`` line endings)."""
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
