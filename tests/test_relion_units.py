@@ -406,8 +406,10 @@ def test_plan_resolution_prefers_relions_and_respects_the_current_size():
     assert "RELION's current 18.30 Å" in plan.describe()
     # finer than the current size carries: limited to its Nyquist
     assert plan_resolution(5.0, fsc, 64, 2.0, 34).use == pytest.approx(128 / 17)
-    # no RELION resolution and a truncated FSC: nothing trustworthy
-    assert plan_resolution(None, fsc, 64, 2.0, 34).use is None
+    # no RELION resolution and a truncated FSC: the edge (the resolution is at least that fine)
+    edge = plan_resolution(None, fsc, 64, 2.0, 34)
+    assert edge.use == pytest.approx(128 / 17) and "truncated" in edge.source
+    assert plan_resolution(None, None, 64, 2.0, 34).use is None
     fsc[9:18] = 0.05
     assert 14 < plan_resolution(None, fsc, 64, 2.0, 34).use < 16
 

@@ -12,8 +12,10 @@ Two numbers are available when RELION calls the plugin for iteration N:
 
 Policy (the README's RELION section documents it):
 
-* start condition (``ISONET_START_RESOLUTION``): RELION's resolution; when the model STAR is not
-  there, the FSC's crossing if it was measured, else the correction does not start;
+* start condition (``ISONET_START_RESOLUTION``): RELION's resolution; when it is not known (no
+  model STAR, or ``inf`` at iteration 0) the FSC's crossing if it was measured, else (FSC truncated)
+  the current size's Nyquist, which the resolution is at least as fine as; without either the
+  correction does not start;
 * training limit (whitening, 3D FSC, training) and the final low-pass: the same resolution, and
   never finer than the current size's Nyquist ``N · apix / (current_size // 2)``, so that what
   the plugin adds stays within what RELION considers resolved.
@@ -156,9 +158,11 @@ def plan_resolution(
         use, source = relion_resolution, "RELION's current resolution"
     elif crossing is not None and not crossing.truncated:
         use, source = crossing.angstrom, f"this iteration's FSC {threshold:g} crossing"
+    elif crossing is not None:  # FSC above the threshold up to the edge: at least this fine
+        use = nyquist_current
+        source = "RELION's resolution unknown, FSC truncated: the current size's Nyquist"
     else:
-        reason = "RELION's resolution unknown"
-        reason += ", FSC truncated" if crossing is not None else ", no FSC"
+        reason = "RELION's resolution unknown and no FSC"
         return ResolutionPlan(relion_resolution, crossing, nyquist_current, None, reason)
     if use < nyquist_current:
         use, source = nyquist_current, f"{source}, limited to the current size"
