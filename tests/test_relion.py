@@ -474,6 +474,8 @@ def test_concurrent_halves_correct_jointly(tmp_path):
     assert "mode worker" in log and "mode waiter" in log, log
     assert "FALLBACK" not in log
     assert "before:" in log and "after (" in log and "training+prediction" in log
+    assert "plan: 2 map(s), 1 epoch(s) x 4 cubes of 16³" in log and "warm start off" in log
+    assert "resolution: RELION's current 15.00 Å" in log and "metrics up to the current" in log
     for h, (stdout, _) in zip((1, 2), outs):
         assert "corrected" in stdout
         result = read_result(folder / f"my_run_it104_half{h}_class001_external_reconstruct.mrc")
