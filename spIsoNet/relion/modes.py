@@ -223,6 +223,17 @@ def _log_metrics(job: CorrectionJob, before: list, after: list, mask) -> None:
     )
     for line in format_metrics({"before": metrics_before, "after": metrics_after}):
         log.info("%s", line)
+    for title, metrics in (("before", metrics_before), ("after", metrics_after)):
+        if not metrics.global_crossed_0143 or metrics.dir_not_crossed:
+            log.info(
+                "%s: %s%d of %d directions stay above 0.143 up to %.2f Å: their values are the "
+                "band edge, not measured resolutions (at least that fine)",
+                title,
+                "the global FSC and " if not metrics.global_crossed_0143 else "",
+                metrics.dir_not_crossed,
+                metrics.n_directions,
+                band,
+            )
 
 
 def correct_joint(job: CorrectionJob, rdv: Rendezvous) -> str:
