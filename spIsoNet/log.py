@@ -49,19 +49,22 @@ class TagFilter(logging.Filter):
         self.tag = tag
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Set the tag; never drops a record."""
         record.tag = self.tag
         return True
 
 
 class SummaryFilter(logging.Filter):
-    """Passes warnings and errors, info records logged with ``extra={"summary": True}``, and the
-    training's progress lines (step, loss, ETA; at most one per 30 s) and epoch losses.
+    """Pass the records meant for the console (RELION's run.out).
 
-    Progress records are recognised by ``extra={"progress": True}`` or, for the engine's current
-    lines, by their format (``... ETA ...`` / ``epoch %d/%d loss``).
+    Warnings and errors, info records logged with ``extra={"summary": True}``, and the training's
+    progress lines (step, loss, ETA; at most one per 30 s) and epoch losses. Progress records are
+    recognised by ``extra={"progress": True}`` or, for the engine's current lines, by their
+    format (``... ETA ...`` / ``epoch %d/%d loss``).
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Return True for the records described above."""
         if record.levelno >= logging.WARNING or getattr(record, "summary", False):
             return True
         if getattr(record, "progress", False):

@@ -165,7 +165,7 @@ def read_star(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def star_version(path: str | os.PathLike) -> int | None:
-    """The ``# version NNNNN`` number before the first block (30001 for 3.1/4.0, 50001 for 5.0)."""
+    """Return the ``# version NNNNN`` number before the first block (30001: 3.1/4.0, 50001: 5.0)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             for line in handle:

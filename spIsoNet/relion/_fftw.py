@@ -49,7 +49,7 @@ def _library() -> ctypes.CDLL | None:
 
 
 def available() -> bool:
-    """The FFTW library can be loaded."""
+    """Return whether the FFTW library can be loaded."""
     return _library() is not None
 
 
@@ -95,13 +95,13 @@ class Plans:
         self.lib.fftw_execute(self.inverse)
 
     def rfftn(self, volume: np.ndarray) -> np.ndarray:
-        """numpy's ``rfftn(volume)`` (float64 ``[n, n, n]`` → complex128 half spectrum)."""
+        """Compute numpy's ``rfftn(volume)`` (float64 ``[n, n, n]`` → complex128 half spectrum)."""
         self.real[...] = volume
         self.lib.fftw_execute(self.forward)
         return self.spectrum.copy()
 
     def irfftn(self, spectrum: np.ndarray) -> np.ndarray:
-        """numpy's ``irfftn(spectrum, s=(n, n, n))`` (FFTW's c2r overwrites its input copy)."""
+        """Compute numpy's ``irfftn(spectrum, s=(n, n, n))`` (FFTW's c2r overwrites its copy)."""
         self.spectrum[...] = spectrum
         self.lib.fftw_execute(self.inverse)
         return self.real * (1.0 / self.n**3)

@@ -84,7 +84,7 @@ class CallName:
         return f"{self.output_root}_it{iteration:03d}"
 
     def with_half(self, half: int | None) -> CallName:
-        """The same call for another half (None: the joined root)."""
+        """Return the same call for another half (None: the joined root)."""
         if self.role == ROLE_OTHER:
             raise ValueError("a call without a class/body tag has no halves")
         parts = [self.output_root]
@@ -216,7 +216,7 @@ def _as_float(value, label: str, path: str) -> float:
 
 
 def _table_column(table: StarLoop, label: str, n_shells: int, path: str) -> np.ndarray:
-    """A per-shell column placed by ``rlnSpectralIndex`` (shells not in the table are 0).
+    """Return a per-shell column placed by ``rlnSpectralIndex`` (shells not in the table: 0).
 
     Raises
     ------
@@ -240,7 +240,7 @@ def _table_column(table: StarLoop, label: str, n_shells: int, path: str) -> np.n
 
 
 def _check_tau2_table(table: StarLoop, r_max: int, path: str) -> None:
-    """The table must hold every shell the reconstruction uses (0 … ``r_max``), each once.
+    """Check that the table holds every shell the reconstruction uses (0 … ``r_max``) once.
 
     A STAR file cut inside its tau2 loop would otherwise give a map regularised with tau2 = 0
     beyond the cut (25 % off RELION's in the case that was reported).

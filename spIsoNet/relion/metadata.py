@@ -92,7 +92,7 @@ class IterationMetadata:
 
 
 def command_line_of(optimiser_path: str | Path) -> str:
-    """The command line stored as the second comment line of an optimiser STAR file ('' if none)."""
+    """Return the command line stored in an optimiser STAR file's comment ('' if none)."""
     try:
         with open(optimiser_path, encoding="utf-8", errors="replace") as handle:
             head = [handle.readline() for _ in range(3)]

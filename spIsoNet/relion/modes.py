@@ -106,7 +106,7 @@ class CorrectionJob:
         return None
 
     def initial_reference(self, half: int) -> np.ndarray | None:
-        """The initial reference for keep-lowres (None when not requested or not available)."""
+        """Return the initial reference for keep-lowres (None: not requested or not available)."""
         if not (self.settings.keep_lowres or self.meta.keep_lowres):
             return None
         path = self.meta.initial_references.get(half) or self.meta.initial_references.get(0)
@@ -159,7 +159,7 @@ class CorrectionJob:
         return None
 
     def log_plan(self, n_maps: int, pretrained: str | None) -> None:
-        """The training plan of this call (one line)."""
+        """Log the training plan of this call (one line)."""
         e = self.engine
         batch = e.batch_size or 4
         steps = max(1, e.n_subvolume // batch) * e.epochs

@@ -181,7 +181,7 @@ class GridGeometry:
 
     @property
     def file_shape(self) -> tuple[int, int, int]:
-        """numpy shape ``(Pf, Pf, Pf//2+1)`` of the data/weight arrays."""
+        """Return the numpy shape ``(Pf, Pf, Pf//2+1)`` of the data/weight arrays."""
         return (self.grid_file, self.grid_file, self.grid_file // 2 + 1)
 
 
@@ -446,7 +446,7 @@ def gridding_weights(
     *,
     fft: _FFT | None = None,
 ) -> np.ndarray:
-    """Iterative gridding pre-weights ``Wn`` on the P-grid (float64, half spectrum).
+    """Compute the iterative gridding pre-weights ``Wn`` on the P-grid (float64, half spectrum).
 
     ``Wn`` starts at 1 inside the sphere (0 outside); each iteration convolves ``Wn·Fw`` with
     the blob (a product with :func:`gridding_kernel` in real space, numpy FFT normalisation) and

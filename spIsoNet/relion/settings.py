@@ -75,7 +75,7 @@ def _parse_gpus(name: str, text: str) -> tuple[int, ...] | None:
 
 
 def _env(name: str, parser: Callable[[str, str], object], **kwargs):
-    """dataclass field bound to an environment variable and its parser."""
+    """Declare a dataclass field bound to an environment variable and its parser."""
     return field(metadata={"env": name, "parse": parser}, **kwargs)
 
 
@@ -177,8 +177,11 @@ ENGINE_NAMES: dict[str, str] = {
 
 
 def cpu_threads(ncpus: int | None, environ: Mapping[str, str] | None = None) -> int:
-    """Training threads: ``ncpus`` if set, else the affinity mask's cores, at most
-    ``OMP_NUM_THREADS`` (RELION passes its rank's environment to the plugin)."""
+    """Return the training threads.
+
+    ``ncpus`` if set, else the affinity mask's cores, at most ``OMP_NUM_THREADS`` (RELION passes
+    its rank's environment to the plugin).
+    """
     environ = os.environ if environ is None else environ
     try:
         cores = len(os.sched_getaffinity(0))
@@ -194,7 +197,7 @@ def cpu_threads(ncpus: int | None, environ: Mapping[str, str] | None = None) -> 
 
 
 def engine_settings(settings: PluginSettings, box: int, environ: Mapping[str, str] | None = None):
-    """The :class:`~spIsoNet.engine.settings.EngineSettings` of a call, built once and validated.
+    """Build the :class:`~spIsoNet.engine.settings.EngineSettings` of a call once, validated.
 
     ``cube_size`` and the prediction tile are capped at the box (rounded down to a multiple of
     ``2**net_depth``); device ``cuda`` when ``ISONET_GPUS`` is set and the device is ``auto``.

@@ -174,6 +174,7 @@ class Rendezvous:
 
     @property
     def claim_path(self) -> Path:
+        """``K.spisonet_claim``: who does the joint work (or ``solo``)."""
         return self.marker("claim")
 
     def partner_map_path(self) -> Path:
@@ -214,7 +215,7 @@ class Rendezvous:
         return removed
 
     def _reference_time(self) -> float | None:
-        """mtime of the older of the two halves' STAR files of this iteration.
+        """Return the mtime of the older of the two halves' STAR files of this iteration.
 
         Markers made before it (minus :data:`STALE_SLACK`) belong to an earlier (crashed) run.
         Using the older file keeps a sequential half1's markers valid for half2, whose STAR
@@ -252,7 +253,7 @@ class Rendezvous:
                 os.utime(own)
 
     def _fs_now(self) -> float:
-        """Current time on the job folder's file system (touch own marker, read its mtime)."""
+        """Return the time on the job folder's file system (touch own marker, read its mtime)."""
         own = self.marker("arrived", self.half)
         with contextlib.suppress(OSError):
             os.utime(own)
@@ -342,6 +343,7 @@ class Rendezvous:
 
     # -- worker / waiter ------------------------------------------------------------------
     def partner_abandoned(self) -> bool:
+        """Return whether the partner gave up waiting (its ``abandoned`` marker exists)."""
         return self.marker("abandoned", self.partner_half).exists()
 
     def publish_for_partner(

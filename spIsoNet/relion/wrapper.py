@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _read_settings(call: CallName) -> tuple[PluginSettings, str | None]:
-    """Settings, or the defaults and the error text (raises at the first iteration)."""
+    """Return the settings, or the defaults and the error text (raises at the first iteration)."""
     try:
         settings, setting_warnings = read_settings()
     except SettingsError as exc:
