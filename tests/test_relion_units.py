@@ -288,7 +288,18 @@ def test_engine_settings_mapping():
     assert engine_settings(cpu, box=200).device == "cpu"
     default, _ = read_settings({})
     engine = engine_settings(default, box=50)
-    assert engine.device == "auto" and engine.gpu_ids is None and engine.cube_size == 48
+    assert engine.device == "auto" and engine.gpu_ids is None
+    # sizes not given follow the device: the published network on a GPU (cube 64 capped at
+    # the box), the CPU-sized one with a time limit per call on a CPU
+    gpu = engine_settings(read_settings({"ISONET_DEVICE": "cuda"})[0], box=50)
+    assert (gpu.cube_size, gpu.net_width, gpu.predict_crop_size) == (48, 64, 50)
+    assert gpu.n_subvolume == 1000 and gpu.time_limit is None
+    cpu = engine_settings(read_settings({"ISONET_DEVICE": "cpu"})[0], box=50)
+    assert (cpu.cube_size, cpu.net_width, cpu.predict_crop_size) == (32, 16, 48)
+    assert cpu.n_subvolume == 200 and cpu.time_limit == 45.0
+    given = {"ISONET_DEVICE": "cpu", "ISONET_NET_WIDTH": "8", "ISONET_TIME_LIMIT": "10"}
+    mine = engine_settings(read_settings(given)[0], box=50)
+    assert mine.net_width == 8 and mine.time_limit == 10.0 and mine.cube_size == 32
 
 
 # ------------------------------------------------------------------------------------------
@@ -465,7 +476,12 @@ def test_engine_settings_are_built_once_and_named_in_isonet_terms():
     from spIsoNet.relion.settings import cpu_threads, engine_settings
 
     settings, _ = read_settings(
-        {"ISONET_NET_DEPTH": "4", "ISONET_TIME_LIMIT": "12", "ISONET_LEARNING_RATE": "1e-3"}
+        {
+            "ISONET_NET_DEPTH": "4",
+            "ISONET_TIME_LIMIT": "12",
+            "ISONET_LEARNING_RATE": "1e-3",
+            "ISONET_DEVICE": "cuda",  # the GPU-sized defaults (the CPU's are tested above)
+        }
     )
     engine = engine_settings(settings, box=64, environ={"OMP_NUM_THREADS": "1"})
     assert engine.net_depth == 4 and engine.time_limit == 12.0 and engine.learning_rate == 1e-3

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 
@@ -114,14 +115,15 @@ class PluginSettings:
     lowpass: bool = _env("ISONET_LOWPASS", _parse_bool, default=True)
     fsc_05: bool = _env("ISONET_FSC_05", _parse_bool, default=False)
     # ours
-    n_subvolume: int = _env("ISONET_N_SUBVOLUME", _number(int, 1), default=1000)
-    cube_size: int = _env("ISONET_CUBE_SIZE", _number(int, 8), default=64)
-    net_width: int = _env("ISONET_NET_WIDTH", _number(int, 1), default=64)
+    # None: sized by the device (SIZED_DEFAULTS)
+    n_subvolume: int | None = _env("ISONET_N_SUBVOLUME", _number(int, 1), default=None)
+    cube_size: int | None = _env("ISONET_CUBE_SIZE", _number(int, 8), default=None)
+    net_width: int | None = _env("ISONET_NET_WIDTH", _number(int, 1), default=None)
     net_depth: int = _env("ISONET_NET_DEPTH", _number(int, 1, 6), default=3)
     learning_rate: float = _env(
         "ISONET_LEARNING_RATE", _number(float, 0, 1, strict_low=True), default=3e-4
     )
-    predict_crop: int = _env("ISONET_PREDICT_CROP", _number(int, 8), default=80)
+    predict_crop: int | None = _env("ISONET_PREDICT_CROP", _number(int, 8), default=None)
     ncpus: int | None = _env("ISONET_NCPUS", _number(int, 1), default=None)
     time_limit: float | None = _env(
         "ISONET_TIME_LIMIT", _number(float, 0, strict_low=True), default=None
@@ -152,7 +154,16 @@ class PluginSettings:
     @classmethod
     def defaults(cls) -> list[tuple[str, object]]:
         """``(variable, default)`` of every setting, in declaration order (for ``--help``)."""
-        return [(f.metadata["env"], f.default) for f in fields(cls) if "env" in f.metadata]
+        out = []
+        for f in fields(cls):
+            if "env" not in f.metadata:
+                continue
+            default = f.default
+            if f.name in SIZED_DEFAULTS["gpu"]:
+                gpu, cpu = SIZED_DEFAULTS["gpu"][f.name], SIZED_DEFAULTS["cpu"][f.name]
+                default = f"{gpu if gpu is not None else 'none'} on a GPU, {cpu} on a CPU"
+            out.append((f.metadata["env"], default))
+        return out
 
 
 #: engine field → the plugin variable that sets it (messages of EngineSettings.validate)
@@ -196,11 +207,63 @@ def cpu_threads(ncpus: int | None, environ: Mapping[str, str] | None = None) -> 
     return max(1, min(cores, omp) if omp > 0 else cores)
 
 
+#: Defaults of the settings the user did not give, by the kind of device the correction runs
+#: on. A GPU gets the published network and budget. On a CPU that network costs minutes per
+#: optimizer step (one 237 s step at box 64 on one core, README), so a CPU gets the width-16
+#: network on 32³ cubes that the quality benchmark uses, and a time limit per call, so that a
+#: refinement with correction stays within a few times RELION's own time (docs/benchmarks.md).
+SIZED_DEFAULTS: dict[str, dict[str, object]] = {
+    "gpu": {
+        "n_subvolume": 1000,
+        "cube_size": 64,
+        "net_width": 64,
+        "predict_crop": 80,
+        "time_limit": None,
+    },
+    "cpu": {
+        "n_subvolume": 200,
+        "cube_size": 32,
+        "net_width": 16,
+        "predict_crop": 48,
+        "time_limit": 45.0,
+    },
+}
+
+
+def device_kind(device: str, gpus: tuple[int, ...] | None = None) -> str:
+    """Return ``"gpu"`` or ``"cpu"``: where ``device`` (auto/cpu/cuda) will run the training.
+
+    ``auto`` asks torch when it is already loaded (a correcting call), else looks for an NVIDIA
+    driver with a visible GPU without importing torch (the plain path stays torch-free).
+    """
+    if device == "cpu":
+        return "cpu"
+    if device == "cuda" or gpus is not None:
+        return "gpu"
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return "cpu"
+    try:
+        return "gpu" if any(os.scandir("/proc/driver/nvidia/gpus")) else "cpu"
+    except OSError:
+        return "cpu"
+
+
+def sized(settings: PluginSettings, name: str, kind: str):
+    """Return the value of setting ``name``: the user's, else the default for ``kind``."""
+    value = getattr(settings, name)
+    return SIZED_DEFAULTS[kind][name] if value is None else value
+
+
 def engine_settings(settings: PluginSettings, box: int, environ: Mapping[str, str] | None = None):
     """Build the :class:`~spIsoNet.engine.settings.EngineSettings` of a call once, validated.
 
     ``cube_size`` and the prediction tile are capped at the box (rounded down to a multiple of
     ``2**net_depth``); device ``cuda`` when ``ISONET_GPUS`` is set and the device is ``auto``.
+    Network size, training cubes and time limit not given by the user come from
+    :data:`SIZED_DEFAULTS` for the device the training will run on (:func:`device_kind`).
 
     Raises
     ------
@@ -213,24 +276,25 @@ def engine_settings(settings: PluginSettings, box: int, environ: Mapping[str, st
     device = settings.device
     if settings.gpus is not None and device == "auto":
         device = "cuda"
+    kind = device_kind(device, settings.gpus)
     engine = EngineSettings.from_mapping(
         {
             "epochs": settings.epochs,
             "alpha": settings.alpha,
             "beta": settings.beta,
-            "n_subvolume": settings.n_subvolume,
-            "cube_size": min(settings.cube_size, box // multiple * multiple),
-            "predict_crop_size": min(settings.predict_crop, box),
+            "n_subvolume": sized(settings, "n_subvolume", kind),
+            "cube_size": min(sized(settings, "cube_size", kind), box // multiple * multiple),
+            "predict_crop_size": min(sized(settings, "predict_crop", kind), box),
             "batch_size": settings.batch_size,
             "acc_batches": settings.acc_batches,
             "learning_rate": settings.learning_rate,
-            "net_width": settings.net_width,
+            "net_width": sized(settings, "net_width", kind),
             "net_depth": settings.net_depth,
             "seed": settings.seed,
             "device": device,
             "gpu_ids": list(settings.gpus) if settings.gpus is not None else None,
             "ncpus": cpu_threads(settings.ncpus, environ),
-            "time_limit": settings.time_limit,
+            "time_limit": sized(settings, "time_limit", kind),
             "show_progress": False,
         }
     )
