@@ -33,6 +33,7 @@ def make_figures(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from spIsoNet.fsc3d.plots import add_resolution_axis
     from spIsoNet.io import atomic_output
 
     output_dir = Path(output_dir)
@@ -79,10 +80,20 @@ def make_figures(
         ax.plot(freq, m["curves"][worst], color=colour, ls="--", label=f"{name}: worst direction")
         ax.plot(freq, m["curves"][best], color=colour, ls=":", label=f"{name}: best direction")
     ax.axhline(TRUTH_THRESHOLD, color="gray", lw=0.8)
+    ax.text(
+        0.995 * freq[-1],
+        TRUTH_THRESHOLD + 0.012,
+        f"FSC = {TRUTH_THRESHOLD:g} (map vs truth)",
+        ha="right",
+        va="bottom",
+        fontsize=7,
+        color="dimgrey",
+    )
     ax.set_xlabel("spatial frequency (1/Å)")
     ax.set_ylabel("FSC to ground truth")
     ax.set_ylim(-0.1, 1.02)
     ax.set_xlim(0, freq[-1])
+    add_resolution_axis(ax, float(freq[-1]))
     ax.legend(fontsize=8, loc="lower left")
     ax.set_title("FSC between map and ground truth (20° cones for directions)")
     fig.tight_layout()
@@ -104,10 +115,19 @@ def make_figures(
     ax.legend()
     if fsc3d_volume is not None:
         ax = axes[0, 1]
-        ax.imshow(fsc3d_volume[:, :, n // 2], cmap="viridis", vmin=0, vmax=1, origin="lower")
+        nyquist = 0.5 / vs
+        image = ax.imshow(
+            fsc3d_volume[:, :, n // 2],
+            cmap="viridis",
+            vmin=0,
+            vmax=1,
+            origin="lower",
+            extent=(-nyquist, nyquist, -nyquist, nyquist),
+        )
         ax.set_title("half-map FSC3D, kz-ky plane (kz vertical)", fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set_xlabel("ky (1/Å)")
+        ax.set_ylabel("kz (1/Å)")
+        fig.colorbar(image, ax=ax, label="FSC", shrink=0.85)
     fig.tight_layout()
     paths["directional"] = _save(fig, output_dir / "demo_directional.png", atomic_output, plt)
     return paths
