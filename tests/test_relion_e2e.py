@@ -291,6 +291,10 @@ def test_refine_with_plugin_converges_and_matches_relion(tmp_path):
         assert (run / name).is_file(), f"{name} missing:\n{detail}"
     for name in ("run_half1_class001_unfil.mrc", "run_half2_class001_unfil.mrc"):
         assert (run / name).is_file(), f"{name} missing"
+    # no rendezvous markers left behind, and RELION-like permissions (umask, not 0600)
+    assert not sorted(p.name for p in run.glob("*.spisonet_*")), "markers left in the job folder"
+    final_result = run / "run_class001.mrc"
+    assert final_result.stat().st_mode & 0o044, oct(final_result.stat().st_mode)
 
     # every plugin call exited 0, with RELION's one argument
     lines = calls_log.read_text().splitlines()

@@ -272,6 +272,24 @@ def test_stale_markers_of_other_iterations_are_removed(tmp_path):
     assert half1.clean_stale() == [current.name]
 
 
+def test_the_final_call_removes_the_last_half_iterations_markers(tmp_path):
+    from spIsoNet.relion.call import parse_root
+    from spIsoNet.relion.sync import remove_markers
+
+    folder = tmp_path / "job"
+    folder.mkdir(exist_ok=True)
+    left = [
+        folder / "run_it007_class001.spisonet_claim",
+        folder / "run_it007_class001.spisonet_half1.done",
+    ]
+    keep = [folder / "run_it007_class002.spisonet_claim", folder / "run_it008_class001.mrc"]
+    for path in left + keep:
+        path.write_text("{}")
+    final = parse_root(str(folder / "run_it008_class001_external_reconstruct.star"))
+    assert sorted(remove_markers(final)) == sorted(p.name for p in left)
+    assert not any(p.exists() for p in left) and all(p.exists() for p in keep)
+
+
 # ------------------------------------------------------------------------------------------
 # engine settings from the environment
 def test_engine_settings_mapping():

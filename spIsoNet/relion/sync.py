@@ -109,6 +109,34 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+def marker_pattern(call: CallName) -> re.Pattern[str]:
+    """Marker file names of ``call``'s output root and class/body, any iteration (group 1)."""
+    base = Path(call.output_root).name
+    tag = f"{call.kind}{call.index:03d}"
+    return re.compile(
+        re.escape(base) + r"_it(\d{3,})_" + re.escape(tag) + re.escape(MARKER) + r".*$"
+    )
+
+
+def remove_markers(call: CallName) -> list[str]:
+    """Remove every rendezvous marker of ``call``'s root and class (any iteration); return names.
+
+    The joined call that ends a refinement runs after the last half iteration, whose markers no
+    later half call would clean: without this they would stay in the job folder.
+    """
+    folder = call.job_dir if str(call.job_dir) else Path(".")
+    if call.kind is None or call.index is None or not folder.is_dir():
+        return []
+    pattern = marker_pattern(call)
+    removed = []
+    for path in folder.iterdir():
+        if pattern.match(path.name):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            removed.append(path.name)
+    return removed
+
+
 @dataclass
 class WaitOutcome:
     """What a waiting half got: ``status`` corrected/failed/timeout/dead, a reason, a map path."""
@@ -189,11 +217,7 @@ class Rendezvous:
     def clean_stale(self) -> list[str]:
         """Remove markers of other iterations and crash leftovers of this one; return names."""
         removed = []
-        base = Path(self.call.output_root).name
-        tag = f"{self.call.kind}{self.call.index:03d}"
-        pattern = re.compile(
-            re.escape(base) + r"_it(\d{3,})_" + re.escape(tag) + re.escape(MARKER) + r".*$"
-        )
+        pattern = marker_pattern(self.call)
         star_time = self._reference_time()
         for path in self.folder.iterdir() if self.folder.is_dir() else []:
             match = pattern.match(path.name)

@@ -295,6 +295,11 @@ def _after_plain(call, ext, settings, settings_error, plan, plain, rdv, timings,
             decision = "correction skipped: relion_reconstruct or custom root (plain map)"
         else:
             decision = _joined_message(call)
+            from .sync import remove_markers
+
+            removed = remove_markers(call)
+            if removed:
+                log.info("removed the half iterations' markers: %s", ", ".join(removed))
         if settings_error and call.role != ROLE_OTHER:
             log.error("invalid settings: %s", settings_error)
         summary(log, "%s", decision)
