@@ -66,7 +66,7 @@ def truth_metrics(
     n = volume.shape[0]
     global_fsc = np.asarray(fsc_curve(volume, truth, mask), dtype=np.float64)
     directions, curves = directional_fsc(
-        volume, truth, voxel_size, n_directions=n_directions, cone_angle=cone_angle, mask=mask
+        volume, truth, n_directions=n_directions, cone_angle=cone_angle, mask=mask
     )
     crossings = first_crossings(curves, threshold, min_shell=MIN_SHELL, clip_to_min_shell=True)
     dir_res = crossings.resolution(n, voxel_size)

@@ -601,7 +601,6 @@ def compute_fsc3d(
 def directional_fsc(
     map1: np.ndarray,
     map2: np.ndarray,
-    voxel_size: float,
     *,
     directions: np.ndarray | None = None,
     n_directions: int = 256,
@@ -614,8 +613,6 @@ def directional_fsc(
     ----------
     map1, map2
         Maps ``[n, n, n]`` (half-maps, or a map and a reference/truth).
-    voxel_size
-        Å (kept for a uniform signature; curves are per shell).
     directions
         ``[d, 3]`` axes (z, y, x); default ``n_directions`` Fibonacci axes on a hemisphere.
     n_directions
@@ -632,7 +629,6 @@ def directional_fsc(
     curves : numpy.ndarray
         float64 ``[d, n//2 + 1]`` amplitude-weighted conical FSC per shell (shell 0 = 1).
     """
-    del voxel_size  # curves are indexed by shell
     axes = fibonacci_axes(n_directions) if directions is None else np.asarray(directions, float)
     axes = np.atleast_2d(axes)
     axes = axes / np.linalg.norm(axes, axis=1, keepdims=True)

@@ -131,6 +131,6 @@ def test_directional_curves_agree_with_volume_along_axes():
     np.testing.assert_allclose(curves[:, 1:][:, : len(r)][:, exact], along[:, exact], atol=1e-6)
     assert np.abs(curves[:, 1:][:, : len(r)][:, ~exact] - along[:, ~exact]).mean() < 0.03
     # the public wrapper gives the same curves
-    dirs, public = directional_fsc(h1, h2, 1.0, directions=axes, cone_angle=20.0)
+    dirs, public = directional_fsc(h1, h2, directions=axes, cone_angle=20.0)
     np.testing.assert_allclose(public, curves, atol=1e-9)
     np.testing.assert_allclose(dirs, axes)

@@ -18,7 +18,7 @@ from ._synthetic import synthetic_pair
 def test_missing_cone_along_z_is_detected():
     n = 56
     h1, h2 = synthetic_pair(n, noise_cone_deg=30.0, seed=6)
-    axes, curves = directional_fsc(h1, h2, 1.0, directions=np.eye(3), cone_angle=20.0)
+    axes, curves = directional_fsc(h1, h2, directions=np.eye(3), cone_angle=20.0)
     res = first_crossings(curves, 0.143, min_shell=4).resolution(n, 1.0)
     res_z, res_y, res_x = res
     assert res_z > 3 * max(res_x, res_y), res
