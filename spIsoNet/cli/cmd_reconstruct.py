@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from spIsoNet.booleans import parse_bool
+from spIsoNet.engine.settings import DEVICES, NORMS, EngineSettings
 
 HELP = "train the anisotropy-correction network on half-maps and write corrected maps"
 DESCRIPTION = (
@@ -51,6 +52,8 @@ CLI_NAMES: dict[str, str] = {
     "time_limit": "--time_limit",
     "keep_measured": "--keep_measured",
 }
+#: the engine's defaults: the command line shows and uses these (one home: EngineSettings)
+_ENGINE = EngineSettings()
 #: names of the inputs of correct_maps in messages (its other arguments)
 INPUT_NAMES: dict[str, str] = {"limit_res": "--limit_res", "pretrained_model": "--pretrained_model"}
 
@@ -91,10 +94,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Nyquist and the box edge (default: the half-maps' global FSC=0.143 resolution; Nyquist "
         "in single-map mode)",
     )
-    parser.add_argument("--epochs", type=int, default=30, help="training epochs (0: predict only)")
-    parser.add_argument("--alpha", type=float, default=1.0, help="weight of the equivariance loss")
     parser.add_argument(
-        "--beta", type=float, default=0.5, help="weight of the cross-half (noise2noise) terms"
+        "--epochs", type=int, default=_ENGINE.epochs, help="training epochs (0: predict only)"
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=_ENGINE.alpha, help="weight of the equivariance loss"
+    )
+    parser.add_argument(
+        "--beta",
+        type=float,
+        default=_ENGINE.beta,
+        help="weight of the cross-half (noise2noise) terms",
     )
     parser.add_argument("--output_dir", default="isonet_maps", help="output folder")
     parser.add_argument(
@@ -103,7 +113,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="GPUs to use, e.g. 0,1,2,3; one process each (default: all visible)",
     )
     parser.add_argument(
-        "--acc_batches", type=int, default=2, help="micro-batches accumulated per optimizer step"
+        "--acc_batches",
+        type=int,
+        default=_ENGINE.acc_batches,
+        help="micro-batches accumulated per optimizer step",
     )
     _flag(parser, "--independent", "train and predict each half from its own data only")
     parser.add_argument(
@@ -119,10 +132,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="model .pt to start from; with --epochs 0: predict only (default: none, a new model)",
     )
-    parser.add_argument("--n_subvolume", type=int, default=1000, help="training cubes")
-    parser.add_argument("--cube_size", type=int, default=64, help="training cube edge (voxels)")
     parser.add_argument(
-        "--predict_crop_size", type=int, default=80, help="prediction tile edge (voxels)"
+        "--n_subvolume", type=int, default=_ENGINE.n_subvolume, help="training cubes"
+    )
+    parser.add_argument(
+        "--cube_size", type=int, default=_ENGINE.cube_size, help="training cube edge (voxels)"
+    )
+    parser.add_argument(
+        "--predict_crop_size",
+        type=int,
+        default=_ENGINE.predict_crop_size,
+        help="prediction tile edge (voxels)",
     )
     parser.add_argument(
         "--batch_size",
@@ -130,7 +150,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="cubes per optimizer step (default: 4 with one process, else 2 × processes)",
     )
-    parser.add_argument("--learning_rate", type=float, default=3e-4, help="AdamW learning rate")
+    parser.add_argument(
+        "--learning_rate", type=float, default=_ENGINE.learning_rate, help="AdamW learning rate"
+    )
     parser.add_argument(
         "--ncpus",
         type=int,
@@ -147,16 +169,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "runs) (default: no limit)",
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
-    parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device"
-    )
+    parser.add_argument("--device", choices=DEVICES, default=_ENGINE.device, help="compute device")
     _flag(parser, "--mixed_precision", "automatic mixed precision (CUDA only)")
-    parser.add_argument("--net_width", type=int, default=64, help="U-Net base channels")
-    parser.add_argument("--net_depth", type=int, default=3, help="U-Net levels (down-samplings)")
+    parser.add_argument(
+        "--net_width", type=int, default=_ENGINE.net_width, help="U-Net base channels"
+    )
+    parser.add_argument(
+        "--net_depth", type=int, default=_ENGINE.net_depth, help="U-Net levels (down-samplings)"
+    )
     parser.add_argument(
         "--norm",
-        choices=("group", "batch", "none"),
-        default="group",
+        choices=NORMS,
+        default=_ENGINE.norm,
         help="normalisation layer (group: exact under DDP and gradient accumulation)",
     )
     parser.add_argument(
@@ -164,10 +188,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_bool,
         nargs="?",
         const=True,
-        default=True,
+        default=_ENGINE.keep_measured,
         metavar="BOOL",
         help="data-consistency step: keep the input wherever it measured a Fourier component at "
-        "least as well as the network (default: True; False = replace the whole band within "
+        "least as well as the network (default: %(default)s; False = replace the whole band within "
         "--limit_res, as the published tool)",
     )
     _flag(parser, "--compile", "torch.compile the network (opt-in)")
