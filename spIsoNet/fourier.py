@@ -26,7 +26,6 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
 
 __all__ = [
     "FSCReport",
@@ -126,6 +125,8 @@ def rfft3(volume: np.ndarray, *, double: bool = False) -> np.ndarray:
         import torch
 
         return torch.fft.rfftn(torch.from_numpy(volume), dim=(-3, -2, -1)).numpy()
+    import scipy.fft  # here, not at import: the plugin's plain path uses this module FFT-free
+
     return scipy.fft.rfftn(volume, axes=(-3, -2, -1), workers=_threads())
 
 
@@ -137,6 +138,8 @@ def irfft3(spectrum: np.ndarray, n: int) -> np.ndarray:
 
         tensor = torch.from_numpy(spectrum)
         return torch.fft.irfftn(tensor, s=(n, n, n), dim=(-3, -2, -1)).numpy()
+    import scipy.fft
+
     out = scipy.fft.irfftn(spectrum, s=(n, n, n), axes=(-3, -2, -1), workers=_threads())
     return out.astype(np.float32, copy=False)
 

@@ -80,19 +80,14 @@ def fsc_crossing(
     threshold
         0.143 (gold standard) or 0.5.
     """
+    from spIsoNet.fourier import resolution_at
+
     values = np.asarray(fsc, dtype=np.float64)
     last = min(len(values) - 1, max(1, min(int(current_size), box) // 2))
-    carried = values[1 : last + 1]
-    below = np.nonzero(carried < threshold)[0]
-    if below.size == 0:
-        return FscCrossing(box * voxel_size / last, float(last), True, threshold)
-    i = int(below[0]) + 1
-    if i == 1:
-        shell = 1.0
-    else:
-        upper, lower = values[i - 1], values[i]
-        shell = (i - 1) + (upper - threshold) / (upper - lower)
-    return FscCrossing(box * voxel_size / shell, float(shell), False, threshold)
+    # the package's crossing finder on the shells the maps carry: "never crossed" there means
+    # truncated at the current size, not a measured resolution
+    found = resolution_at(values[: last + 1], box, voxel_size, threshold)
+    return FscCrossing(found.angstrom, found.shell, not found.crossed, threshold)
 
 
 @dataclass(frozen=True)
