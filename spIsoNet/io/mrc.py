@@ -52,6 +52,47 @@ class MapData:
         return int(self.data.shape[0])
 
 
+def open_mrc(name: str, what: str) -> tuple[np.ndarray, float, tuple[float, float, float]]:
+    """Open an MRC file; every problem is one :class:`InputError` line naming the file.
+
+    Returns
+    -------
+    (data, header voxel size in Å, origin (x, y, z) in Å)
+        ``data`` is a float32 copy in the file's ``[z, y, x]`` order.
+
+    Raises
+    ------
+    InputError
+        A folder or a missing file, a file-system error (permission, I/O: in words), or a file
+        that is not a readable MRC file (truncated or corrupt).
+    """
+    if Path(name).is_dir():
+        raise InputError(f"{name}: {what} is a folder, not a file")
+    if not Path(name).is_file():
+        raise InputError(f"{name}: {what} file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mrcfile.open(name, mode="r", permissive=False) as mrc:
+                header_voxel = float(mrc.voxel_size.x)
+                origin = (
+                    float(mrc.header.origin.x),
+                    float(mrc.header.origin.y),
+                    float(mrc.header.origin.z),
+                )
+                data = np.asarray(mrc.data).astype(np.float32, copy=True)
+    except OSError as exc:
+        if exc.errno is not None:  # the file system, not the file's content (permission, I/O)
+            raise InputError(f"{name}: cannot read the {what}: {os_error_words(exc)}") from None
+        raise InputError(f"{name}: not a readable MRC {what} (truncated or corrupt?)") from None
+    except Exception as exc:  # mrcfile raises ValueError/EOFError for broken files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(
+            f"{name}: not a readable MRC {what} (truncated or corrupt?): {reason}"
+        ) from None
+    return data, header_voxel, origin
+
+
 def read_map(
     path: str | os.PathLike,
     *,
@@ -84,33 +125,7 @@ def read_map(
         size 0 (or negative) without an override.
     """
     name = str(path)
-    if Path(name).is_dir():
-        raise InputError(f"{name}: {what} is a folder, not a file")
-    if not Path(name).is_file():
-        raise InputError(f"{name}: {what} file not found")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with mrcfile.open(name, mode="r", permissive=False) as mrc:
-                data = np.asarray(mrc.data)
-                header_voxel = float(mrc.voxel_size.x)
-                origin = (
-                    float(mrc.header.origin.x),
-                    float(mrc.header.origin.y),
-                    float(mrc.header.origin.z),
-                )
-                data = data.astype(np.float32, copy=True)
-    except InputError:
-        raise
-    except OSError as exc:
-        if exc.errno is not None:  # the file system, not the file's content (permission, I/O)
-            raise InputError(f"{name}: cannot read the {what}: {os_error_words(exc)}") from None
-        raise InputError(f"{name}: not a readable MRC {what} (truncated or corrupt?)") from None
-    except Exception as exc:  # mrcfile raises ValueError/EOFError for broken files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(
-            f"{name}: not a readable MRC {what} (truncated or corrupt?): {reason}"
-        ) from None
+    data, header_voxel, origin = open_mrc(name, what)
     if data.ndim != 3:
         raise InputError(f"{name}: {what} must be a 3D volume, got shape {tuple(data.shape)}")
     if require_cubic and not (data.shape[0] == data.shape[1] == data.shape[2]):

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 
 import mrcfile
 import numpy as np
 
 from spIsoNet.errors import InputError
-from spIsoNet.io.mrc import write_map
+from spIsoNet.io.mrc import open_mrc, write_map
 
 __all__ = ["check_result_file", "read_fourier_array", "write_result"]
 
@@ -44,18 +43,7 @@ def read_fourier_array(path: str | os.PathLike, shape: tuple[int, int, int], wha
         Missing, unreadable/truncated, wrong shape, or NaN/Inf values.
     """
     name = str(path)
-    if not Path(name).is_file():
-        raise InputError(f"{name}: {what} array not found")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with mrcfile.open(name, mode="r", permissive=False) as mrc:
-                data = np.array(mrc.data, dtype=np.float32)
-    except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(
-            f"{name}: not a readable MRC {what} array (truncated?): {reason}"
-        ) from None
+    data, _, _ = open_mrc(name, f"{what} array")
     if tuple(data.shape) != tuple(shape):
         raise InputError(f"{name}: {what} array has shape {tuple(data.shape)}, expected {shape}")
     if not np.isfinite(data).all():
