@@ -86,9 +86,9 @@ def input_weight(fsc_halves: np.ndarray, fsc_network: np.ndarray | None) -> np.n
     numpy.ndarray
         float32, same shape, in [0, 1].
     """
-    f = np.clip(np.asarray(fsc_halves, dtype=np.float64), _EPS, 1.0 - _EPS)
     if fsc_network is None:
         return np.clip(np.asarray(fsc_halves, dtype=np.float32), 0.0, 1.0)
+    f = np.clip(np.asarray(fsc_halves, dtype=np.float64), _EPS, 1.0 - _EPS)
     g = np.maximum(np.asarray(fsc_network, dtype=np.float64), 0.0)
     rho_net2 = np.clip(g * g / f, _EPS, 1.0 - _EPS)
     snr_in = f / (1.0 - f)
