@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from spIsoNet.booleans import parse_bool
-from spIsoNet.engine.settings import DEVICES, NORMS, EngineSettings
+from spIsoNet.engine.settings import DEVICES, LR_SCHEDULES, NORMS, EngineSettings
 
 HELP = "train the anisotropy-correction network on half-maps and write corrected maps"
 DESCRIPTION = (
@@ -38,6 +38,7 @@ CLI_NAMES: dict[str, str] = {
     "batch_size": "--batch_size",
     "acc_batches": "--acc_batches",
     "learning_rate": "--learning_rate",
+    "lr_schedule": "--lr_schedule",
     "net_width": "--net_width",
     "net_depth": "--net_depth",
     "seed": "--seed",
@@ -151,7 +152,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="cubes per optimizer step (default: 4 with one process, else 2 × processes)",
     )
     parser.add_argument(
-        "--learning_rate", type=float, default=_ENGINE.learning_rate, help="AdamW learning rate"
+        "--learning_rate",
+        type=float,
+        default=_ENGINE.learning_rate,
+        help="AdamW (peak) learning rate",
+    )
+    parser.add_argument(
+        "--lr_schedule",
+        choices=LR_SCHEDULES,
+        default=_ENGINE.lr_schedule,
+        help="learning rate over the planned steps: constant, or cosine (warm-up over 5 %% of "
+        "the steps, then a cosine decay to 10 %% of --learning_rate)",
     )
     parser.add_argument(
         "--ncpus",

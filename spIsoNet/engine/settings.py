@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 from spIsoNet.errors import InputError
 
-__all__ = ["DEVICES", "NORMS", "EngineSettings", "split_batch"]
+__all__ = ["DEVICES", "LR_SCHEDULES", "NORMS", "EngineSettings", "split_batch"]
 
 #: normalisation layers of the U-Net (see spIsoNet.engine.unet)
 NORMS = ("group", "batch", "none")
+#: learning-rate schedules (spIsoNet.engine.train.learning_rate_at)
+LR_SCHEDULES = ("constant", "cosine")
 #: values of ``device``
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -87,7 +89,10 @@ class EngineSettings:
     acc_batches
         Micro-batches accumulated per step (memory ÷ acc_batches, same result).
     learning_rate
-        AdamW learning rate.
+        AdamW (peak) learning rate.
+    lr_schedule
+        ``constant`` or ``cosine`` (warm-up over 5 % of the planned steps, then a cosine decay
+        to 10 % of ``learning_rate``), see :func:`spIsoNet.engine.train.learning_rate_at`.
     net_width, net_depth
         Base channels and number of down-samplings of the U-Net.
     seed
@@ -155,6 +160,7 @@ class EngineSettings:
     show_progress: bool = True
     time_limit: float | None = None
     keep_measured: bool = True
+    lr_schedule: str = "constant"
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> EngineSettings:
@@ -216,6 +222,8 @@ class EngineSettings:
                 fail(name, "must be >= 1")
         if self.epochs < 0:
             fail("epochs", "must be >= 0")
+        if self.lr_schedule not in LR_SCHEDULES:
+            fail("lr_schedule", f"must be one of {', '.join(LR_SCHEDULES)}")
         if self.norm not in NORMS:
             fail("norm", f"must be one of {', '.join(NORMS)}")
         if str(self.device).lower() not in DEVICES:

@@ -54,6 +54,7 @@ class TrainOptions:
     description: str = "training"
     time_limit: float | None = None
     progress_interval: float = 30.0
+    lr_schedule: str = "constant"
 
 
 def micro_batch_size(batch_size: int, world_size: int, acc_batches: int) -> int:
@@ -67,6 +68,29 @@ def micro_batch_size(batch_size: int, world_size: int, acc_batches: int) -> int:
 def make_optimizer(net: nn.Module, learning_rate: float) -> torch.optim.Optimizer:
     """AdamW with PyTorch defaults (betas 0.9/0.999, weight decay 0.01), constant learning rate."""
     return torch.optim.AdamW(net.parameters(), lr=learning_rate)
+
+
+#: fraction of the planned steps spent warming up, and the floor the cosine decays to
+_WARMUP_FRACTION, _FINAL_FRACTION = 0.05, 0.1
+
+
+def learning_rate_at(step: int, total_steps: int, peak: float, schedule: str) -> float:
+    """Learning rate of optimizer step ``step`` (0-based) of ``total_steps`` planned steps.
+
+    ``constant``: ``peak`` throughout (the published tool's behaviour). ``cosine``: a linear
+    warm-up over the first 5 % of the planned steps (at least one), then a cosine decay from
+    ``peak`` to 10 % of it at the last planned step. The rate is a function of the step alone,
+    so a resumed run continues the same curve; a run stopped early by a time limit simply
+    ends higher on it.
+    """
+    if schedule == "constant" or total_steps <= 1:
+        return peak
+    warmup = max(1, int(round(_WARMUP_FRACTION * total_steps)))
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total_steps - 1 - warmup))
+    floor = _FINAL_FRACTION * peak
+    return floor + (peak - floor) * 0.5 * (1.0 + np.cos(np.pi * progress))
 
 
 def _no_buffer_sync(ddp_class) -> dict:
@@ -170,6 +194,15 @@ def train_model(
             steps = bar
         stop = False
         for step in steps:
+            if options.lr_schedule != "constant":  # constant: the optimizer's own rate
+                rate = learning_rate_at(
+                    epoch * options.steps_per_epoch + step,
+                    options.epochs * options.steps_per_epoch,
+                    options.learning_rate,
+                    options.lr_schedule,
+                )
+                for group in optimizer.param_groups:
+                    group["lr"] = rate
             optimizer.zero_grad(set_to_none=True)
             for index in range(options.acc_batches):
                 interrupt.check()

@@ -146,6 +146,7 @@ def _train(
         show_progress=s.show_progress,
         description=job.name,
         time_limit=time_limit,
+        lr_schedule=s.lr_schedule,
     )
     return train_model(
         trained,

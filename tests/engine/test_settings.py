@@ -41,6 +41,7 @@ def test_messages_name_the_setting_in_the_edge_vocabulary():
         ({"cube_size": 128}, "cube_size 128: larger than the map box 64"),
         ({"net_depth": 0}, "net_depth 0: must be >= 1"),
         ({"norm": "layer"}, "norm layer: must be one of group, batch, none"),
+        ({"lr_schedule": "step"}, "lr_schedule step: must be one of constant, cosine"),
         ({"device": "tpu"}, "device tpu: must be one of auto, cpu, cuda"),
         ({"predict_crop_size": 4}, "predict_crop_size 4: must be >= 2^net_depth = 8"),
         ({"epochs": -1}, "epochs -1: must be >= 0"),

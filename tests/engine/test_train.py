@@ -13,7 +13,7 @@ from spIsoNet.engine.data import CubeSource, sample_cube_starts
 from spIsoNet.engine.distributed import DistContext
 from spIsoNet.engine.fourier_weight import weight_to_rfft
 from spIsoNet.engine.losses import correction_loss
-from spIsoNet.engine.train import TrainOptions, micro_batch_size, train_model
+from spIsoNet.engine.train import TrainOptions, learning_rate_at, micro_batch_size, train_model
 from spIsoNet.engine.unet import UNet3D, UNetConfig
 from spIsoNet.errors import InputError
 
@@ -120,3 +120,36 @@ def test_two_gloo_processes_match_one_process_with_the_combined_batch():
     single, history = _train_once(acc=2, batch=4, opt="adamw", epochs=2)
     torch.testing.assert_close(r0["params"], _params(single), rtol=1e-4, atol=1e-5)
     assert r0["history"] == pytest.approx(history, rel=1e-5)
+
+
+def test_cosine_schedule_warms_up_peaks_and_decays_to_a_tenth():
+    total, peak = 200, 1e-3
+    rates = np.array([learning_rate_at(i, total, peak, "cosine") for i in range(total)])
+    warmup = 10  # 5 % of 200
+    np.testing.assert_allclose(rates[:warmup], peak * np.arange(1, warmup + 1) / warmup)
+    assert rates.max() == pytest.approx(peak)
+    assert np.all(np.diff(rates[warmup - 1 :]) <= 1e-15)  # non-increasing after the warm-up
+    assert rates[-1] == pytest.approx(0.1 * peak)
+    # the middle of the decay is the mean of peak and floor (cosine at half way)
+    mid = warmup + (total - 1 - warmup) / 2
+    assert learning_rate_at(int(mid), total, peak, "cosine") == pytest.approx(0.55 * peak, rel=0.02)
+    assert all(learning_rate_at(i, total, peak, "constant") == peak for i in (0, 50, 199))
+
+
+def test_cosine_schedule_sets_the_optimizer_rate_per_step():
+    net = UNet3D(UNetConfig(width=4, depth=1, n_conv=1))
+    optimizer = torch.optim.AdamW(net.parameters(), lr=5.0)  # overwritten by the schedule
+    options = TrainOptions(
+        epochs=2,
+        batch_size=4,
+        acc_batches=1,
+        steps_per_epoch=3,
+        learning_rate=1e-3,
+        lr_schedule="cosine",
+        seed=0,
+        show_progress=False,
+    )
+    ctx = DistContext(device=torch.device("cpu"), rank=0, world_size=1)
+    train_model(net, _source(), _weight(), options, ctx, optimizer=optimizer)
+    # the last of the 6 planned steps ran at the floor
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
