@@ -11,6 +11,27 @@ Prediction: seconds to predict a whole 128³ and 256³ map with 80³ tiles (over
     python benchmarks/bench_train.py --quick        # small smoke run
 
 Prints a Markdown table (paste into docs/benchmarks.md).
+
+``--published``: training samples/s of the published spIsoNet next to ours instead, at the same
+cubes, batch, loss weights and thread count (default cube 32, batch 4, α = 1, β = 0.5, 2
+threads; widths ``--widths``, default 16), each tool in a fresh subprocess, interleaved over
+``--rounds`` rounds (the order alternates per round), and the ratio ours/published of the median
+samples/s. Method (the same for both): the tool's own training loop runs ``--warmup + --steps``
+optimizer steps on random cubes; a global optimizer-step hook stamps the end of every step and
+samples/s is ``batch · steps`` over the time from the end of the last warm-up step to the end of
+the last one (steady state: no start-up, imports, data preparation or first step).
+
+* published: its ``ddp_train`` (the function its ``reconstruct`` spawns per GPU) called as rank 0
+  of one process, unmodified, on the CPU through our shim, with its network
+  ``Unet(filter_base=width, unet_depth=3, add_last=True)`` (channels 16-32-64-128 at width 16,
+  64-128-256-320 at 64; BatchNorm) and its DataLoader (4 workers reading the cubes from MRC
+  files); see ``benchmarks/published_cpu/train_probe.py``. The published ``reconstruct`` command
+  always uses width 64.
+* ours: :func:`spIsoNet.engine.train.train_model` with ``UNet3D(width, depth 3)`` at the engine's
+  default normalisation (GroupNorm; channels ``min(w·2^l, 5w)``: 16-32-64-80 at width 16,
+  64-128-256-320 at 64), cubes cropped from in-memory maps.
+
+    python benchmarks/bench_train.py --published [--widths 16 64] [--rounds 2] [--steps 4]
 """
 
 from __future__ import annotations
@@ -78,6 +99,71 @@ def train_case(device_name: str, cube: int, width: int, batch: int, steps: int) 
     }
 
 
+def ours_steps_case(
+    cube: int,
+    width: int,
+    batch: int,
+    steps: int,
+    warmup: int,
+    threads: int,
+    alpha: float = 1.0,
+    beta: float = 0.5,
+) -> dict:
+    """Time our training loop like the published probe: step hook, after ``warmup`` steps.
+
+    Returns
+    -------
+    dict
+        ``samples_per_s``, ``s_per_step``, ``steps``, ``threads``, ``peak_mb`` (max RSS, MiB).
+    """
+    import numpy as np
+    import torch
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from spIsoNet.engine.data import CubeSource
+    from spIsoNet.engine.distributed import DistContext
+    from spIsoNet.engine.fourier_weight import weight_to_rfft
+    from spIsoNet.engine.train import TrainOptions, train_model
+    from spIsoNet.engine.unet import UNet3D, UNetConfig
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    box = max(2 * cube, 96)
+    rng = np.random.default_rng(0)
+    maps = [torch.from_numpy(rng.standard_normal((box,) * 3).astype(np.float32))]
+    maps.append(maps[0] + 0.1)
+    corners = rng.integers(0, box - cube, size=(batch * (warmup + steps), 3))
+    weight = torch.from_numpy(weight_to_rfft(rng.random((cube,) * 3).astype(np.float32)))
+    net = UNet3D(UNetConfig(width=width, depth=3))
+    options = TrainOptions(
+        epochs=1,
+        batch_size=batch,
+        acc_batches=1,
+        steps_per_epoch=warmup + steps,
+        alpha=alpha,
+        beta=beta,
+        show_progress=False,
+    )
+    stamps: list[float] = []
+    register_optimizer_step_post_hook(lambda *args: stamps.append(time.perf_counter()))
+    train_model(
+        net,
+        CubeSource(maps, corners, cube),
+        weight,
+        options,
+        DistContext(device=torch.device("cpu")),
+    )
+    seconds = stamps[-1] - stamps[warmup - 1]
+    timed = len(stamps) - warmup
+    return {
+        "samples_per_s": batch * timed / seconds,
+        "s_per_step": seconds / timed,
+        "steps": timed,
+        "threads": torch.get_num_threads(),
+        "peak_mb": _peak_mb(torch.device("cpu")),
+    }
+
+
 def predict_case(device_name: str, box: int, width: int, tile: int, batch: int) -> dict:
     """Time the prediction of a random ``box``³ map in ``tile``³ tiles (after a warm-up tile)."""
     import numpy as np
@@ -111,6 +197,90 @@ def _child(kind: str, **kw) -> dict:
     return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
 
 
+def _published_child(threads: int, **kw) -> dict:
+    """Run the published probe in a fresh interpreter of the published tool's Python."""
+    from published_tool import PublishedToolError, published_env, published_paths
+
+    try:
+        checkout, python = published_paths()
+    except PublishedToolError as exc:
+        return {"error": str(exc)}
+    env = published_env(checkout, threads)
+    cmd = [str(python), "-m", "train_probe", json.dumps(kw)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, cwd="/")
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
+
+
+def published_side_by_side(args) -> int:
+    """Print training samples/s of the published tool and ours, interleaved, and the ratios.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``widths``, ``cube``, ``batch``, ``steps``, ``warmup``, ``rounds``, ``threads``.
+
+    Returns
+    -------
+    int
+        0, or 2 with one line on stderr if the published tool is missing.
+    """
+    import statistics
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from published_tool import PublishedToolError, published_paths
+
+    try:
+        published_paths()
+    except PublishedToolError as exc:
+        print(f"bench_train: {exc}", file=sys.stderr)
+        return 2
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    print(
+        f"# bench_train --published {time.strftime('%Y-%m-%d %H:%M %Z')}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s), "
+        f"load {load}, threads {args.threads}, cube {args.cube}, batch {args.batch}, "
+        f"α 1, β 0.5, {args.warmup} warm-up + {args.steps} timed steps"
+    )
+    print("\n| round | tool | width | samples/s | s/step | peak MB |")
+    print("|---|---|---|---|---|---|")
+    env_threads = {"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    os.environ.update(env_threads)
+    results: dict = {}
+    common = {"cube": args.cube, "batch": args.batch, "steps": args.steps, "warmup": args.warmup}
+    for rnd in range(args.rounds):
+        for width in args.widths:
+            order = ["published", "ours"] if rnd % 2 == 0 else ["ours", "published"]
+            for tool in order:
+                if tool == "published":
+                    r = _published_child(args.threads, width=width, **common)
+                else:
+                    r = _child("ours_steps_case", width=width, threads=args.threads, **common)
+                if "error" in r:
+                    print(f"| {rnd + 1} | {tool} | {width} | error: {r['error']} | | |")
+                    continue
+                results.setdefault((tool, width), []).append(r["samples_per_s"])
+                print(
+                    f"| {rnd + 1} | {tool} | {width} | {r['samples_per_s']:.3f} | "
+                    f"{r['s_per_step']:.2f} | {r['peak_mb']:.0f} |",
+                    flush=True,
+                )
+    print("\n| width | published samples/s | ours samples/s | ours / published |")
+    print("|---|---|---|---|")
+    for width in args.widths:
+        pub, ours = results.get(("published", width)), results.get(("ours", width))
+        if not pub or not ours:
+            cells = [f"{statistics.median(v):.3f}" if v else "-" for v in (pub, ours)]
+            print(f"| {width} | {cells[0]} | {cells[1]} | - |")
+            continue
+        p, o = statistics.median(pub), statistics.median(ours)
+        print(f"| {width} | {p:.3f} | {o:.3f} | {o / p:.2f} |")
+    return 0
+
+
 def main(argv=None) -> int:
     """Run every training and prediction case in a child process and print the two tables.
 
@@ -129,7 +299,20 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=2, help="timed optimizer steps per case")
     parser.add_argument("--pred-width", type=int, default=16, help="network width (prediction)")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    parser.add_argument(
+        "--published", action="store_true", help="training samples/s: published vs ours"
+    )
+    parser.add_argument("--widths", nargs="+", type=int, default=[16], help="with --published")
+    parser.add_argument("--cube", type=int, default=32, help="with --published")
+    parser.add_argument("--batch", type=int, default=4, help="with --published")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps (--published)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (--published)")
+    parser.add_argument("--threads", type=int, default=2, help="threads (--published)")
     args = parser.parse_args(argv)
+    if args.published:
+        if args.warmup < 1 or args.steps < 1:
+            parser.error("--published needs --warmup >= 1 and --steps >= 1")
+        return published_side_by_side(args)
     import torch
 
     devices = ["cpu"]
