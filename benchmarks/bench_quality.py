@@ -18,10 +18,24 @@ average of the two halves in 20° cones around 100 directions (worst / best dire
 global FSC = 0.5 resolution. Printed: a table per case and the mean gains; written:
 ``<output_dir>/bench_quality.json``.
 
+``--published`` also corrects every case with the published spIsoNet on the same half-maps,
+mask, ``limit_res`` and budget (epochs, cubes per epoch, cube 32, prediction tiles 48, batch 4,
+no accumulation, α = 1, β = 0.5, seeded through the shim with the case's seed), run unmodified
+on the CPU by ``benchmarks/published_tool.py`` (its own ``fsc3d`` then ``reconstruct``, as its
+tutorial does; checkout and Python from ``SPISONET_PUBLISHED`` / ``SPISONET_PUBLISHED_PYTHON``).
+Its network is its own fixed width-64 U-Net (the published command line has no width option),
+so ``--net_width`` applies to ours only. Its output is scored with the same :func:`score`; the
+table then shows input, published and ours side by side (seconds: the published ``reconstruct``
+command, start-up included, against our ``correct_maps``; both without the FSC3D computation,
+whose published time is in the JSON), and the JSON has ``published``,
+``gain_published`` and ``seconds_published`` per case. ``--skip_ours`` runs the published tool
+only (for scheduling the two separately; the "ours" columns are then empty).
+
 Usage::
 
     python benchmarks/bench_quality.py [--structures 4ake 1a28] [--views top side]
         [--seeds 0 1 2] [--epochs 4] [--n_subvolume 200] [--independent] [--isotropic]
+        [--published [--skip_ours]]
 """
 
 from __future__ import annotations
@@ -137,6 +151,21 @@ def run_case(structure, views, seed, args, out: Path) -> dict:
     h1, h2, mask = half_maps(truth, voxel_size, views, seed, args.n_particles, 0.9)
     fsc3d = compute_fsc3d(h1, h2, voxel_size, mask=mask)
     limit = resolution_at(fsc_curve(h1, h2, mask), box, voxel_size, 0.5).angstrom
+    before = score(0.5 * (h1 + h2), truth, voxel_size, mask)
+    row = {
+        "structure": structure,
+        "views": views,
+        "seed": seed,
+        "limit_res": float(limit),
+        "input": before,
+    }
+    if getattr(args, "published", False):
+        workdir = out / f"published_{structure}_{views}_{seed}"
+        row.update(
+            run_published_case(h1, h2, mask, truth, before, voxel_size, limit, seed, args, workdir)
+        )
+    if getattr(args, "skip_ours", False):
+        return row
     settings = EngineSettings(
         epochs=args.epochs,
         n_subvolume=args.n_subvolume,
@@ -163,18 +192,54 @@ def run_case(structure, views, seed, args, out: Path) -> dict:
         output_dir=out / f"{structure}_{views}_{seed}",
     )
     seconds = time.perf_counter() - started
-    before = score(0.5 * (h1 + h2), truth, voxel_size, mask)
     after = score(0.5 * (result.corrected[0] + result.corrected[1]), truth, voxel_size, mask)
-    gains = {k: (before[k] - after[k]) / before[k] for k in before}
+    row.update({"corrected": after, "gain": _gains(before, after), "seconds": seconds})
+    return row
+
+
+def _gains(before: dict, after: dict) -> dict:
+    """Relative improvement per score (positive: finer resolution than ``before``)."""
+    return {k: (before[k] - after[k]) / before[k] for k in before}
+
+
+def run_published_case(
+    h1, h2, mask, truth, before: dict, voxel_size, limit, seed, args, workdir: Path
+) -> dict:
+    """Correct one case with the published tool and score it like ours.
+
+    Returns
+    -------
+    dict
+        ``published`` (scores), ``gain_published`` (relative to the input), ``seconds_published``
+        (``fsc3d``, ``reconstruct``, ``total``: wall seconds, start-up included) and
+        ``published_log`` (path of the tool's log).
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from published_tool import run_published
+
+    run = run_published(
+        h1,
+        h2,
+        mask,
+        voxel_size,
+        workdir,
+        limit_res=limit,
+        epochs=args.epochs,
+        n_subvolume=args.n_subvolume,
+        cube_size=32,
+        predict_crop_size=48,
+        batch_size=4,
+        acc_batches=1,
+        alpha=1.0,
+        beta=0.5,
+        seed=seed,
+    )
+    after = score(0.5 * (run.corrected_half1 + run.corrected_half2), truth, voxel_size, mask)
     return {
-        "structure": structure,
-        "views": views,
-        "seed": seed,
-        "limit_res": float(limit),
-        "input": before,
-        "corrected": after,
-        "gain": gains,
-        "seconds": seconds,
+        "published": after,
+        "gain_published": _gains(before, after),
+        "seconds_published": run.seconds,
+        "published_log": str(run.log_path),
     }
 
 
@@ -189,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        The exit status (0).
+        The exit status: 0, or 2 with one line on stderr when the published tool (with
+        ``--published``) is missing or fails.
     """
     parser = argparse.ArgumentParser(description="correction quality on atomic-model truths")
     parser.add_argument("--output_dir", default="bench_quality_out", help="scratch folder")
@@ -206,43 +272,112 @@ def main(argv: list[str] | None = None) -> int:
         "--no_keep_measured", action="store_true", help="without the data-consistency step"
     )
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    parser.add_argument(
+        "--published", action="store_true", help="also run the published tool (side by side)"
+    )
+    parser.add_argument(
+        "--skip_ours", action="store_true", help="with --published: the published tool only"
+    )
     args = parser.parse_args(argv)
+    if args.skip_ours and not args.published:
+        parser.error("--skip_ours needs --published")
+    tool_errors: tuple[type[Exception], ...] = ()
+    if args.published:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from published_tool import PublishedToolError, published_paths
+
+        tool_errors = (PublishedToolError,)
+        try:
+            published_paths()
+        except PublishedToolError as exc:
+            print(f"bench_quality: {exc}", file=sys.stderr)
+            return 2
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     views = list(args.views) + (["iso"] if args.isotropic else [])
     rows = []
-    print(
-        f"{'case':22s} {'worst in→out (Å)':>18s} {'best in→out':>16s} {'global in→out':>16s} "
-        f"{'worst gain':>10s} {'s':>6s}",
-        flush=True,
-    )
+    print(_header(args.published), flush=True)
     for structure in args.structures:
         for view in views:
             for seed in args.seeds:
-                row = run_case(structure, view, seed, args, out)
+                try:
+                    row = run_case(structure, view, seed, args, out)
+                except tool_errors as exc:
+                    print(f"bench_quality: {exc}", file=sys.stderr)
+                    return 2
                 rows.append(row)
-                i, c, g = row["input"], row["corrected"], row["gain"]
-                print(
-                    f"{structure + ' ' + view + ' s' + str(seed):22s} "
-                    f"{i['dir_res_worst']:7.2f} → {c['dir_res_worst']:6.2f}   "
-                    f"{i['dir_res_best']:6.2f} → {c['dir_res_best']:5.2f}   "
-                    f"{i['global_res']:6.2f} → {c['global_res']:5.2f}   "
-                    f"{100 * g['dir_res_worst']:+8.1f} % {row['seconds']:6.0f}",
-                    flush=True,
-                )
-    mean = {k: float(np.mean([r["gain"][k] for r in rows])) for k in rows[0]["gain"]}
-    print("mean gains: " + ", ".join(f"{k} {100 * v:+.1f} %" for k, v in mean.items()))
-    write_json(
-        out / "bench_quality.json",
-        {
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s)",
-            "date": time.strftime("%Y-%m-%d %H:%M"),
-            "settings": vars(args),
-            "cases": rows,
-            "mean_gain": mean,
-        },
-    )
+                print(_row_line(row, args.published), flush=True)
+    record = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s)",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "settings": vars(args),
+        "cases": rows,
+    }
+    if args.published:
+        from published_tool import default_threads
+
+        root, exe = published_paths()
+        record["published_tool"] = {
+            "checkout": str(root),
+            "python": str(exe),
+            "threads": default_threads(),
+            "network": "its fixed Unet(filter_base=64, unet_depth=3): 64-128-256-320, BatchNorm",
+        }
+    for key, label, name in (
+        ("gain", "mean gains", "mean_gain"),
+        ("gain_published", "mean gains (published)", "mean_gain_published"),
+    ):
+        if rows and key in rows[0]:
+            mean = {k: float(np.mean([r[key][k] for r in rows])) for k in rows[0][key]}
+            print(f"{label}: " + ", ".join(f"{k} {100 * v:+.1f} %" for k, v in mean.items()))
+            record[name] = mean
+    write_json(out / "bench_quality.json", record)
     return 0
+
+
+def _header(published: bool) -> str:
+    """Column titles of the per-case table (input → ours, or input / published / ours)."""
+    if not published:
+        return (
+            f"{'case':22s} {'worst in→out (Å)':>18s} {'best in→out':>16s} {'global in→out':>16s} "
+            f"{'worst gain':>10s} {'s':>6s}"
+        )
+    trio = "in / pub / ours"
+    return (
+        f"{'case':16s} {'worst ' + trio + ' (Å)':>25s} {'best ' + trio:>22s} "
+        f"{'global ' + trio:>24s} {'worst gain pub / ours':>22s} {'s pub / ours':>14s}"
+    )
+
+
+def _row_line(row: dict, published: bool) -> str:
+    """One line of the per-case table (see :func:`_header`); missing results print as ``-``."""
+    name = f"{row['structure']} {row['views']} s{row['seed']}"
+    i, c = row["input"], row.get("corrected")
+    if not published:
+        g = row["gain"]
+        return (
+            f"{name:22s} "
+            f"{i['dir_res_worst']:7.2f} → {c['dir_res_worst']:6.2f}   "
+            f"{i['dir_res_best']:6.2f} → {c['dir_res_best']:5.2f}   "
+            f"{i['global_res']:6.2f} → {c['global_res']:5.2f}   "
+            f"{100 * g['dir_res_worst']:+8.1f} % {row['seconds']:6.0f}"
+        )
+    p = row["published"]
+
+    def value(scores: dict | None, key: str, fmt: str = "6.2f") -> str:
+        return "-" if scores is None else format(scores[key], fmt)
+
+    trios = [
+        f"{i[k]:6.2f} / {value(p, k)} / {value(c, k)}"
+        for k in ("dir_res_worst", "dir_res_best", "global_res")
+    ]
+    gains = f"{100 * row['gain_published']['dir_res_worst']:+6.1f} % / " + (
+        "-" if c is None else f"{100 * row['gain']['dir_res_worst']:+.1f} %"
+    )
+    seconds = f"{row['seconds_published']['reconstruct']:.0f} / " + (
+        "-" if c is None else f"{row['seconds']:.0f}"
+    )
+    return f"{name:16s} {trios[0]:>25s} {trios[1]:>22s} {trios[2]:>24s} {gains:>22s} {seconds:>14s}"
 
 
 if __name__ == "__main__":
