@@ -5,34 +5,32 @@ every Fourier component ``k`` of half ``i`` the corrected map is::
 
     out_i(k) = w_i(k) · half_i(k) + (1 − w_i(k)) · net_i(k)
 
-with ``w_i`` from two conical FSC volumes (:func:`spIsoNet.fsc3d.compute_fsc3d`, the FSC of each
-Fourier voxel's own shell in a cone around its own direction):
-
-* ``F = cFSC(half_1, half_2)``: the halves' agreement. With independent noise of equal power,
-  the squared correlation of one half with the truth is ``ρ_in² = F``.
-* ``G_i = cFSC(net_i, half_j)`` (``j`` the other half, whose noise ``net_i`` did not start from):
-  the correlation of the network output with the truth is ``ρ_net = G_i / sqrt(F)``, because
-  ``corr(x, half_j) = corr(x, truth) · corr(truth, half_j)`` for any ``x`` independent of
-  ``half_j``'s noise.
-
-With the signal-to-noise ratios ``s = ρ² / (1 − ρ²)`` the weight is ``w = min(1, s_in / s_net)``:
-where the input is at least as good (``s_in ≥ s_net``) it is kept as it is (``w = 1``), so the
-network cannot degrade a component the data measured better, which is what protects the best
-direction and the global resolution whatever the training budget; the better the network is
-than the data, the more of it is taken, and the poorly measured directions (``F ≈ 0``) go to the
-network. (The network's output is a function of the same half, so its errors are correlated with
-the input's: an SNR-weighted average, right for independent errors, would mix a worse network
-into well measured components; ``min(1, s_in / s_net)`` takes nothing from it there.)
+How ``w`` is chosen (two half-maps, the default noise2noise mode). For any map ``x`` whose errors
+are independent of the other half's noise, ``corr(x, half_j) = corr(x, truth) · corr(truth,
+half_j)`` within a set of Fourier components, and the second factor does not depend on ``x``.
+So the blend that correlates best with the other half ``j`` is the blend that correlates best
+with the truth, and it can be found from the data alone, for correlated errors of network and
+input too (the network's output is a function of the same half). The components are pooled into
+groups of one Fourier shell and one band of ``F = cFSC(half_1, half_2)`` (conical FSC in 20°
+cones, :data:`F_EDGES`): components of one shell measured equally well get one weight, and a
+group holds hundreds of components, so the estimate is stable where a per-cone estimate is
+noise (a 20° cone at shell 5 holds a few dozen components). Per group the weight is the value
+of :data:`W_GRID` that maximises ``corr(w·half_i + (1 − w)·net_i, half_j)``, from five sums over
+the group's components (:func:`group_weights`); ties and groups too small to estimate
+(:data:`MIN_GROUP`) keep the input. Where the input is the better estimate ``w = 1`` and the
+component is kept as measured, which protects the best direction and the global resolution
+whatever the training budget; poorly measured directions go to the network where it beats
+them.
 
 Beyond ``limit_res`` the input is taken exactly (``w = 1``), as the recombination intends (its
 spectrum matching and rescaling leave the recombined map slightly off there).
 
-In the default (noise2noise) mode one network was trained on both halves, so ``G`` can be
-slightly optimistic where the consistency loss pulled ``net_i`` towards ``half_j``. With a single
-map there is no second half to measure the network against, and with ``independent`` the other
-half must not be used (gold-standard halves): the weight is then ``w = clip(F, 0, 1)`` from the
-FSC3D the training used (given or computed), which keeps what the data measured well (F → 1)
-and hands what they did not (F → 0) to the network.
+In the default (noise2noise) mode one network was trained on both halves, so ``net_i`` may hold
+a little of ``half_j``'s noise and the estimate can be slightly optimistic for the network. With
+a single map there is no second half to measure the network against, and with ``independent``
+the other half must not be used (gold-standard halves): the weight is then ``w = clip(F, 0, 1)``
+from the FSC3D the training used (given or computed), which keeps what the data measured well
+(F → 1) and hands what they did not (F → 0) to the network.
 """
 
 from __future__ import annotations
@@ -41,15 +39,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ConsistencyReport", "input_weight", "keep_measured"]
+__all__ = ["ConsistencyReport", "group_weights", "keep_measured", "measured_weight"]
 
-_EPS = 1e-3  # correlations are clipped to [_EPS, 1 - _EPS] before SNRs are formed
-#: cone half-angle (degrees) of F and G. A conical FSC's statistical noise is ~1/sqrt(voxels in
-#: the cone), and a 20° cone holds ~4x the voxels of a 10° one: with 10° cones, noise-level
-#: values of G where F is small handed 17 % of the band to a deliberately blurred "network"
-#: (global resolution 6 % worse than the input), with 20° cones 10 % (2 % worse). Wider cones
-#: (30-45°) mix well and poorly measured directions and hide where the network does better.
+#: cone half-angle (degrees) of F, the measure of how well each component was measured. A
+#: conical FSC's statistical noise is ~1/sqrt(voxels in the cone); a 20° cone holds ~4x the
+#: voxels of a 10° one, and wider cones (30-45°) mix well and poorly measured directions.
 CONE_ANGLE = 20.0
+#: components per group of one weight (shell × direction cell, :func:`direction_groups`)
+GROUP_SIZE = 64
+#: candidate input weights (steps of 0.025)
+W_GRID = np.linspace(0.0, 1.0, 41)
+#: standard errors by which a blend must beat the input's correlation with the other half
+MARGIN = 1.5
+#: groups with fewer rfft components than this keep the input (too few for a stable estimate)
+MIN_GROUP = 32
 
 
 @dataclass(frozen=True)
@@ -70,31 +73,100 @@ class ConsistencyReport:
     kept_fraction: tuple[float, ...]
 
 
-def input_weight(fsc_halves: np.ndarray, fsc_network: np.ndarray | None) -> np.ndarray:
-    """Per-component weight ``w`` of the input half (``1 − w`` goes to the network output).
+def measured_weight(fsc_halves: np.ndarray) -> np.ndarray:
+    """Input weight ``w = clip(F, 0, 1)`` from an FSC3D (single map or ``independent``).
 
     Parameters
     ----------
     fsc_halves
-        ``F``, conical FSC of the two input halves, any layout (float, [...]).
-    fsc_network
-        ``G``, conical FSC of the network output with the other half, same layout; None (single
-        map): ``w = clip(F, 0, 1)``.
+        ``F``, the FSC3D of the two input halves, any layout (float, [...]).
 
     Returns
     -------
     numpy.ndarray
         float32, same shape, in [0, 1].
     """
-    if fsc_network is None:
-        return np.clip(np.asarray(fsc_halves, dtype=np.float32), 0.0, 1.0)
-    f = np.clip(np.asarray(fsc_halves, dtype=np.float64), _EPS, 1.0 - _EPS)
-    g = np.maximum(np.asarray(fsc_network, dtype=np.float64), 0.0)
-    rho_net2 = np.clip(g * g / f, _EPS, 1.0 - _EPS)
-    snr_in = f / (1.0 - f)
-    snr_net = rho_net2 / (1.0 - rho_net2)
-    weight = np.minimum(1.0, snr_in / snr_net)
-    return weight.astype(np.float32)
+    return np.clip(np.asarray(fsc_halves, dtype=np.float32), 0.0, 1.0)
+
+
+def group_weights(
+    pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    groups: np.ndarray,
+    n_groups: int,
+    multiplicity: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per group, the input weight ``w`` whose blend correlates best with the other half.
+
+    For ``x_w = w·half + (1 − w)·network`` the correlation with ``other`` over a group is
+    ``(w·A + (1 − w)·B) / sqrt((w²·P + 2w(1 − w)·C + (1 − w)²·Q) · R)`` with
+    ``A = Σ Re(half·other*)``, ``B = Σ Re(network·other*)``, ``P = Σ |half|²``,
+    ``Q = Σ |network|²``, ``C = Σ Re(half·network*)`` (``R = Σ |other|²`` does not depend on
+    ``w``); it is evaluated on :data:`W_GRID` and maximised less :data:`MARGIN` standard
+    errors of its difference from the input's (a lower confidence bound), so a blend is taken
+    only where it clearly beats the input (``w = 1``). The sums run over the components of
+    the group in every given triple: the two halves have the same statistics, so pooling them
+    halves the variance of the estimate.
+
+    Parameters
+    ----------
+    pairs
+        ``(half, network, other)`` triples of spectra (complex, one layout, e.g. rfft
+        ``[n, n, n//2 + 1]``): an input half, the network's output for it, the other half.
+    groups
+        int, same shape: group of each component in ``0 … n_groups − 1``, or −1 (not used).
+    n_groups
+        Number of groups.
+    multiplicity
+        Weight of each component in the sums (Hermitian multiplicity of an rfft layout).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``[n_groups]`` in [0, 1]: 1 (the input) where no blend is clearly better and for
+        groups with fewer than :data:`MIN_GROUP` components.
+    """
+    used = groups.ravel() >= 0
+    index = groups.ravel()[used]
+    weights = None if multiplicity is None else np.broadcast_to(multiplicity, groups.shape)
+    weights = np.ones(index.shape) if weights is None else weights.ravel()[used]
+
+    def total(values: np.ndarray) -> np.ndarray:
+        return np.bincount(index, weights=values * weights, minlength=n_groups)
+
+    sums = np.zeros((6, n_groups))
+    for half, network, other in pairs:
+        h, x, o = (np.asarray(a).ravel()[used] for a in (half, network, other))
+        sums += [
+            total((h * o.conj()).real),
+            total((x * o.conj()).real),
+            total(np.abs(h) ** 2),
+            total(np.abs(x) ** 2),
+            total((h * x.conj()).real),
+            total(np.abs(o) ** 2),
+        ]
+    cross_half, cross_net, power_half, power_net, half_net, power_other = sums
+    w = W_GRID[:, None]
+    numerator = w * cross_half + (1.0 - w) * cross_net
+    power = w * w * power_half + 2.0 * w * (1.0 - w) * half_net + (1.0 - w) ** 2 * power_net
+    norm = np.sqrt(np.maximum(power, 1e-30))
+    score = numerator / norm  # corr(blend, other) · sqrt(R)
+    # Taken is the blend with the best lower confidence bound, not the best estimate: the
+    # estimate of corr(blend, other) − corr(half, other) over N components scatters by about
+    # |blend/|blend| − half/|half|| / sqrt(N) (nothing for the input itself, up to sqrt(2/N)
+    # for an output unrelated to the half), so a blend must beat the input by MARGIN such
+    # errors. Ties (an output proportional to the half, an empty output against an input that
+    # is noise) keep the input; tiny groups always do.
+    count = len(pairs) * total(np.ones(index.shape))
+    similarity = (w * power_half + (1.0 - w) * half_net) / (
+        norm * np.sqrt(np.maximum(power_half, 1e-30))
+    )
+    spread = np.sqrt(np.maximum(2.0 - 2.0 * similarity, 0.0) / np.maximum(count, 1.0))
+    bound = score - MARGIN * spread * np.sqrt(np.maximum(power_other, 0.0))
+    last = len(W_GRID) - 1
+    best = W_GRID[last - np.argmax(bound[::-1], axis=0)]  # the first maximum from w = 1
+    tie = bound.max(axis=0) - bound[-1] <= 1e-6 * np.abs(bound[-1])  # rounding, not a gain
+    best[tie | (np.bincount(index, minlength=n_groups) < MIN_GROUP)] = 1.0
+    return best
 
 
 def conical_fsc(
@@ -140,6 +212,78 @@ def _in_band(n: int, voxel_size: float, limit_res: float) -> np.ndarray:
     return frequency_radius(n, True, False) <= n * voxel_size / limit_res
 
 
+def direction_groups(n: int, band: np.ndarray) -> tuple[np.ndarray, int]:
+    """Group the rfft components of ``band`` by Fourier shell and direction cell.
+
+    Directions are binned on the cube-sphere grid of :func:`spIsoNet.fsc3d.directions.
+    face_coordinates` (3 faces of ``g × g`` equal-angle cells; ``k`` and ``−k`` share a cell),
+    with ``g`` per shell chosen so that a cell holds about :data:`GROUP_SIZE` components:
+    ``g = max(1, floor(sqrt(2π s² / (3 · GROUP_SIZE))))`` (the half-space holds ~2πs²
+    components at shell ``s``). The grouping does not look at the data, so a group's sums are
+    unbiased estimates (grouping by a measured FSC would select low-correlation components into
+    the low bands).
+
+    Parameters
+    ----------
+    n
+        Box edge (voxels).
+    band
+        bool rfft layout ``[n, n, n//2 + 1]``: the components to group.
+
+    Returns
+    -------
+    (groups, n_groups)
+        int64 rfft layout, the group of each component of ``band`` (−1 elsewhere and at the
+        origin), and the number of groups.
+    """
+    from spIsoNet.fourier import shell_index
+    from spIsoNet.fsc3d.directions import face_coordinates
+
+    shells = shell_index(n, True, False).astype(np.int64)
+    band = band & (shells > 0)
+    max_shell = int(shells[band].max()) if band.any() else 0
+    radii = np.arange(max_shell + 1, dtype=np.float64)
+    cells_per_face = np.maximum(1, np.floor(np.sqrt(2 * np.pi * radii**2 / (3 * GROUP_SIZE))))
+    cells_per_face = cells_per_face.astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(3 * cells_per_face**2)])
+    k = np.rint(np.fft.fftfreq(n) * n).astype(np.int64)
+    kz, ky, kx = np.meshgrid(k, k, np.arange(n // 2 + 1), indexing="ij")
+    shell = shells[band]
+    g = cells_per_face[shell]
+    face, alpha, beta = face_coordinates(kz[band], ky[band], kx[band])
+    quarter = np.pi / 4
+    i = np.clip(((alpha + quarter) / (2 * quarter) * g).astype(np.int64), 0, g - 1)
+    j = np.clip(((beta + quarter) / (2 * quarter) * g).astype(np.int64), 0, g - 1)
+    groups = np.full(band.shape, -1, dtype=np.int64)
+    groups[band] = offsets[shell] + (face.astype(np.int64) * g + i) * g + j
+    return groups, int(offsets[-1])
+
+
+def _paired_weights(
+    halves: list[np.ndarray],
+    corrected: list[np.ndarray],
+    band: np.ndarray,
+    mask: np.ndarray | None,
+) -> list[np.ndarray]:
+    """Per-component input weights of both halves from shell × direction groups (rfft)."""
+    from spIsoNet.fourier import rfft3, rfft_multiplicity
+
+    n = halves[0].shape[0]
+    groups, n_groups = direction_groups(n, band)
+
+    def spectrum(volume: np.ndarray) -> np.ndarray:
+        return rfft3(volume if mask is None else volume * mask)
+
+    spectra = [spectrum(h) for h in halves]
+    pairs = [(spectra[i], spectrum(corrected[i]), spectra[1 - i]) for i in range(2)]
+    per_group = group_weights(pairs, groups, n_groups, rfft_multiplicity(n))
+    weight = np.ones(groups.shape, dtype=np.float32)
+    used = groups >= 0
+    weight[used] = per_group[groups[used]]
+    weights = [weight, weight.copy()]
+    return weights
+
+
 def keep_measured(
     halves: list[np.ndarray],
     corrected: list[np.ndarray],
@@ -170,8 +314,8 @@ def keep_measured(
         ``independent``.
     independent
         Gold-standard halves: corrected half ``i`` must not depend on half ``j`` beyond the
-        FSC3D both were trained with, so ``G`` (which compares with the other half) is not used
-        and ``w = clip(F, 0, 1)`` from ``fsc3d_volume``.
+        FSC3D both were trained with, so the other half is not used to choose the weights:
+        ``w = clip(F, 0, 1)`` from ``fsc3d_volume``.
     n_threads
         FFT threads.
 
@@ -185,18 +329,14 @@ def keep_measured(
     def cfsc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return conical_fsc(a, b, voxel_size, limit_res, mask=mask, n_threads=n_threads)
 
+    band = _in_band(n, voxel_size, limit_res)
     if len(halves) == 2 and not independent:
-        f = cfsc(halves[0], halves[1])
-        weights = [
-            input_weight(f, cfsc(corrected[0], halves[1])),
-            input_weight(f, cfsc(corrected[1], halves[0])),
-        ]
+        weights = _paired_weights(halves, corrected, band, mask)
     else:
         if fsc3d_volume is None:
             raise ValueError("the consistency weight needs the FSC3D volume here")
-        weight = input_weight(_rfft_layout(np.asarray(fsc3d_volume)), None)
+        weight = measured_weight(_rfft_layout(np.asarray(fsc3d_volume)))
         weights = [weight.copy() for _ in halves]
-    band = _in_band(n, voxel_size, limit_res)
     for weight in weights:
         weight[~band] = 1.0  # beyond the band: the input exactly (the recombination's intent)
     maps = [_blend(h, c, w) for h, c, w in zip(halves, corrected, weights)]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from spIsoNet import demo
-from spIsoNet.engine.consistency import input_weight, keep_measured
+from spIsoNet.engine.consistency import group_weights, keep_measured, measured_weight
 from spIsoNet.fourier import combine_maps, fsc_curve, irfft3, lowpass, resolution_at, rfft3
 from spIsoNet.simulate import OrientationModel, SimulationSettings, simulate_case
 
@@ -120,13 +120,41 @@ def test_a_better_network_is_taken_where_the_data_are_poor(anisotropic):
     assert min(report.network_fraction) > 0.2
 
 
-def test_input_weight_keeps_the_input_where_it_is_better_and_is_bounded():
-    f = np.array([0.9, 0.9, 0.05, 0.0, 0.5])
-    g = np.array([0.5, 0.9, 0.2, 0.0, -0.3])
-    w = input_weight(f, g)
-    assert w[0] == 1.0  # network worse than well-measured data: input kept exactly
-    assert w[1] == 1.0  # as good: input kept
-    assert w[2] < 0.2  # data poor, network clearly correlated with the other half: network
-    assert w[4] == 1.0  # anti-correlated network: input
-    assert ((w >= 0) & (w <= 1)).all()
-    np.testing.assert_allclose(input_weight(f, None), np.clip(f, 0, 1))
+def test_group_weights_are_the_inverse_variance_blend_for_independent_errors():
+    """Analytic optimum: with independent errors of variance a (input) and b (network), the
+    blend best correlated with the truth (and so with the other half) is w = b / (a + b)."""
+    rng = np.random.default_rng(0)
+    n_per, variances = 20000, [(1.0, 0.25), (1.0, 1.0), (0.25, 1.0), (0.5, 4.0)]
+    groups = np.repeat(np.arange(len(variances)), n_per)
+
+    def noise(scale):
+        return scale * (rng.standard_normal(groups.size) + 1j * rng.standard_normal(groups.size))
+
+    truth = noise(1.0)
+    a = np.array([v[0] for v in variances])[groups]
+    b = np.array([v[1] for v in variances])[groups]
+    half, network, other = truth + noise(np.sqrt(a)), truth + noise(np.sqrt(b)), truth + noise(1.0)
+    w = group_weights([(half, network, other)], groups, len(variances))
+    expected = [vb / (va + vb) for va, vb in variances]
+    np.testing.assert_allclose(w, expected, atol=0.04)
+
+
+def test_group_weights_keep_the_input_for_ties_tiny_groups_and_unused_components():
+    rng = np.random.default_rng(1)
+    size = 4000
+    half = rng.standard_normal(size) + 1j * rng.standard_normal(size)
+    other = half + rng.standard_normal(size)
+    groups = np.zeros(size, dtype=int)
+    groups[:10] = 1  # a group of 10 components: too few to estimate
+    groups[10:20] = -1  # not used
+    # a network output proportional to the half (a blur within a shell) changes no correlation
+    w = group_weights([(half, 0.5 * half, other)], groups, 3)
+    assert w[0] == 1.0 and w[1] == 1.0 and w[2] == 1.0
+    # the same with a perfect network: taken in the large group, not in the tiny one
+    w = group_weights([(half, other, other)], groups, 2)
+    assert w[0] <= 0.1 and w[1] == 1.0
+
+
+def test_measured_weight_is_the_clipped_fsc():
+    f = np.array([1.2, 0.9, 0.05, 0.0, -0.5])
+    np.testing.assert_allclose(measured_weight(f), np.clip(f, 0, 1))
