@@ -134,16 +134,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="model .pt to start from; with --epochs 0: predict only (default: none, a new model)",
     )
     parser.add_argument(
-        "--n_subvolume", type=int, default=_ENGINE.n_subvolume, help="training cubes"
+        "--n_subvolume",
+        type=int,
+        default=None,
+        help=f"training cubes (default: {_ENGINE.sized_default('n_subvolume')})",
     )
     parser.add_argument(
-        "--cube_size", type=int, default=_ENGINE.cube_size, help="training cube edge (voxels)"
+        "--cube_size",
+        type=int,
+        default=None,
+        help=f"training cube edge (voxels) (default: {_ENGINE.sized_default('cube_size')})",
     )
     parser.add_argument(
         "--predict_crop_size",
         type=int,
-        default=_ENGINE.predict_crop_size,
-        help="prediction tile edge (voxels)",
+        default=None,
+        help="prediction tile edge (voxels) "
+        f"(default: {_ENGINE.sized_default('predict_crop_size')})",
     )
     parser.add_argument(
         "--batch_size",
@@ -183,7 +190,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICES, default=_ENGINE.device, help="compute device")
     _flag(parser, "--mixed_precision", "automatic mixed precision (CUDA only)")
     parser.add_argument(
-        "--net_width", type=int, default=_ENGINE.net_width, help="U-Net base channels"
+        "--net_width",
+        type=int,
+        default=None,
+        help=f"U-Net base channels (default: {_ENGINE.sized_default('net_width')})",
     )
     parser.add_argument(
         "--net_depth", type=int, default=_ENGINE.net_depth, help="U-Net levels (down-samplings)"

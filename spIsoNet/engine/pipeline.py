@@ -224,6 +224,8 @@ def correct_maps(
             settings.cpu_processes,
             launched=launch.local_world_size if launch else 1,
         )
+        # the network size and cubes the user left open are sized by the device, once
+        settings = settings.sized(devices.kind)
         world = launch.world_size if launch else devices.n_procs
         check_inputs(
             half1,

@@ -15,12 +15,22 @@ from dataclasses import dataclass
 
 from spIsoNet.errors import InputError
 
-__all__ = ["DEVICES", "LR_SCHEDULES", "NORMS", "EngineSettings", "split_batch"]
+__all__ = ["DEVICES", "LR_SCHEDULES", "NORMS", "SIZED_DEFAULTS", "EngineSettings", "split_batch"]
 
 #: normalisation layers of the U-Net (see spIsoNet.engine.unet)
 NORMS = ("group", "batch", "none")
 #: learning-rate schedules (spIsoNet.engine.train.learning_rate_at)
 LR_SCHEDULES = ("constant", "cosine")
+#: Defaults of the network size and training cubes a user did not give, by the kind of device
+#: the training runs on (:meth:`EngineSettings.sized`; the one home of these numbers, the RELION
+#: plugin's too). A GPU gets the published network and cubes. On a CPU that network costs
+#: minutes per optimizer step (one 237 s step at box 64 on one core, README), so a CPU gets
+#: the width-16 network on 32³ cubes of the published tool's CPU budget
+#: (docs/benchmarks.md, quality benchmark).
+SIZED_DEFAULTS: dict[str, dict[str, int]] = {
+    "gpu": {"n_subvolume": 1000, "cube_size": 64, "predict_crop_size": 80, "net_width": 64},
+    "cpu": {"n_subvolume": 200, "cube_size": 32, "predict_crop_size": 48, "net_width": 16},
+}
 #: values of ``device``
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -80,6 +90,8 @@ class EngineSettings:
         Weights of the rotation-equivariance term and of the cross-half (noise2noise) terms.
     n_subvolume
         Training cubes drawn per run; one epoch = ``n_subvolume // batch_size`` optimizer steps.
+        This and ``cube_size``, ``predict_crop_size`` and ``net_width``: None = sized by the
+        device (:data:`SIZED_DEFAULTS`, :meth:`sized`).
     cube_size
         Training cube edge (voxels), a multiple of ``2**net_depth``.
     predict_crop_size
@@ -137,13 +149,13 @@ class EngineSettings:
     epochs: int = 30
     alpha: float = 1.0
     beta: float = 0.5
-    n_subvolume: int = 1000
-    cube_size: int = 64
-    predict_crop_size: int = 80
+    n_subvolume: int | None = None
+    cube_size: int | None = None
+    predict_crop_size: int | None = None
     batch_size: int | None = None
     acc_batches: int = 2
     learning_rate: float = 3e-4
-    net_width: int = 64
+    net_width: int | None = None
     net_depth: int = 3
     seed: int | None = None
     device: str = "auto"
@@ -176,6 +188,22 @@ class EngineSettings:
         if unknown:
             raise TypeError(f"EngineSettings has no field(s) {', '.join(unknown)}")
         return cls(**{k: v for k, v in values.items() if v is not None})
+
+    def sized(self, kind: str) -> EngineSettings:
+        """Return a copy with the device-sized fields the user left at None filled in.
+
+        Parameters
+        ----------
+        kind
+            ``"gpu"`` or ``"cpu"`` (also ``"cuda"``): the device the training runs on.
+        """
+        defaults = SIZED_DEFAULTS["gpu" if kind in ("gpu", "cuda") else "cpu"]
+        return self.replace(**{k: v for k, v in defaults.items() if getattr(self, k) is None})
+
+    @staticmethod
+    def sized_default(name: str) -> str:
+        """``"64 on a GPU, 16 on the CPU"``: the defaults of a sized field, for help texts."""
+        return f"{SIZED_DEFAULTS['gpu'][name]} on a GPU, {SIZED_DEFAULTS['cpu'][name]} on the CPU"
 
     def replace(self, **changes: object) -> EngineSettings:
         """Return a copy with ``changes`` applied (:func:`dataclasses.replace`)."""
@@ -213,12 +241,16 @@ class EngineSettings:
         def fail(name: str, problem: str) -> None:
             raise InputError(f"{names.get(name, name)} {getattr(self, name)!s}: {problem}")
 
+        sized = set(SIZED_DEFAULTS["cpu"])
         for name in ("epochs", "n_subvolume", "cube_size", "predict_crop_size", "acc_batches"):
             value = getattr(self, name)
+            if value is None and name in sized:
+                continue  # sized by the device later (checked again then)
             if isinstance(value, bool) or not isinstance(value, int):
                 fail(name, "must be an integer")
         for name in ("net_width", "net_depth", "n_conv", "n_subvolume", "cpu_processes"):
-            if getattr(self, name) < 1:
+            value = getattr(self, name)
+            if value is not None and value < 1:
                 fail(name, "must be >= 1")
         if self.epochs < 0:
             fail("epochs", "must be >= 0")
@@ -229,11 +261,12 @@ class EngineSettings:
         if str(self.device).lower() not in DEVICES:
             fail("device", f"must be one of {', '.join(DEVICES)}")
         multiple = 2**self.net_depth
-        if self.cube_size < multiple or self.cube_size % multiple:
-            fail("cube_size", f"must be a multiple of 2^net_depth = {multiple}")
-        if box is not None and self.cube_size > box:
-            fail("cube_size", f"larger than the map box {box}")
-        if self.predict_crop_size < multiple:
+        if self.cube_size is not None:
+            if self.cube_size < multiple or self.cube_size % multiple:
+                fail("cube_size", f"must be a multiple of 2^net_depth = {multiple}")
+            if box is not None and self.cube_size > box:
+                fail("cube_size", f"larger than the map box {box}")
+        if self.predict_crop_size is not None and self.predict_crop_size < multiple:
             fail("predict_crop_size", f"must be >= 2^net_depth = {multiple}")
         for name in ("alpha", "beta"):
             if not getattr(self, name) >= 0:

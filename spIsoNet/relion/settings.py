@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 
 from spIsoNet.booleans import parse_bool
+from spIsoNet.engine.settings import SIZED_DEFAULTS as _ENGINE_SIZED
 from spIsoNet.errors import InputError
 
 
@@ -208,25 +209,19 @@ def cpu_threads(ncpus: int | None, environ: Mapping[str, str] | None = None) -> 
 
 
 #: Defaults of the settings the user did not give, by the kind of device the correction runs
-#: on. A GPU gets the published network and budget. On a CPU that network costs minutes per
-#: optimizer step (one 237 s step at box 64 on one core, README), so a CPU gets the width-16
-#: network on 32³ cubes that the quality benchmark uses, and a time limit per call, so that a
-#: refinement with correction stays within a few times RELION's own time (docs/benchmarks.md).
+#: on: the engine's device-sized network and cubes (one home:
+#: :data:`spIsoNet.engine.settings.SIZED_DEFAULTS`), and a time limit per call on a CPU, so that
+#: a refinement with correction stays within a few times RELION's own time
+#: (docs/benchmarks.md); a GPU trains the whole budget.
 SIZED_DEFAULTS: dict[str, dict[str, object]] = {
-    "gpu": {
-        "n_subvolume": 1000,
-        "cube_size": 64,
-        "net_width": 64,
-        "predict_crop": 80,
-        "time_limit": None,
-    },
-    "cpu": {
-        "n_subvolume": 200,
-        "cube_size": 32,
-        "net_width": 16,
-        "predict_crop": 48,
-        "time_limit": 45.0,
-    },
+    kind: {
+        "n_subvolume": sizes["n_subvolume"],
+        "cube_size": sizes["cube_size"],
+        "net_width": sizes["net_width"],
+        "predict_crop": sizes["predict_crop_size"],
+        "time_limit": {"gpu": None, "cpu": 45.0}[kind],
+    }
+    for kind, sizes in _ENGINE_SIZED.items()
 }
 
 

@@ -49,7 +49,7 @@ def test_default_limit_res_is_the_global_half_map_fsc_crossing():
 
 
 def test_batch_and_tiling_policies():
-    s = EngineSettings(acc_batches=2)
+    s = EngineSettings(acc_batches=2).sized("gpu")
     assert effective_batch_size(s, 1) == 4
     assert effective_batch_size(s, 3) == 6
     assert effective_batch_size(EngineSettings(acc_batches=3), 1) == 3

@@ -101,3 +101,24 @@ def test_gpu_ids_are_checked_with_the_settings():
         EngineSettings(gpu_ids="-1").validate(names={"gpu_ids": "ISONET_GPUS"})
     EngineSettings(gpu_ids="0,1").validate()
     EngineSettings(gpu_ids=[0, 1]).validate()
+
+
+def test_network_size_and_cubes_are_sized_by_the_device():
+    from spIsoNet.engine.settings import SIZED_DEFAULTS
+
+    open_sizes = EngineSettings()
+    assert open_sizes.net_width is None and open_sizes.cube_size is None
+    open_sizes.validate(box=24)  # None = sized later: no size check yet
+    for kind, expected in (("gpu", SIZED_DEFAULTS["gpu"]), ("cuda", SIZED_DEFAULTS["gpu"])):
+        sized = open_sizes.sized(kind)
+        assert {k: getattr(sized, k) for k in expected} == expected
+    cpu = open_sizes.sized("cpu")
+    assert (cpu.net_width, cpu.cube_size, cpu.predict_crop_size, cpu.n_subvolume) == (
+        16,
+        32,
+        48,
+        200,
+    )
+    # what the user gave is kept
+    assert EngineSettings(net_width=8).sized("gpu").net_width == 8
+    assert EngineSettings.sized_default("net_width") == "64 on a GPU, 16 on the CPU"
