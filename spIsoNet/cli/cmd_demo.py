@@ -6,6 +6,7 @@ import argparse
 import signal
 from pathlib import Path
 
+from spIsoNet.engine.settings import EngineSettings
 from spIsoNet.errors import InputError
 
 HELP = "simulate a preferred-orientation case with known ground truth, correct it, report"
@@ -51,7 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--box", type=_positive_int, default=None, help="box edge in voxels [64]")
     parser.add_argument("--seed", type=int, default=0, help="seed of simulation and training")
-    parser.add_argument("--epochs", type=_positive_int, default=None, help="training epochs")
+    parser.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=None,
+        help="training epochs (default: 4, the published tool's CPU budget; 2 with --quick)",
+    )
     parser.add_argument(
         "--n_particles", type=_positive_int, default=None, help="particles per half-map [10000]"
     )
@@ -68,10 +74,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--snr", type=float, default=None, help="per-particle image SNR over the box [0.004]"
     )
     parser.add_argument(
-        "--net_width", type=_positive_int, default=None, help="U-Net base channels [8]"
+        "--net_width",
+        type=_positive_int,
+        default=None,
+        help=f"U-Net base channels (default: {EngineSettings.sized_default('net_width')})",
     )
     parser.add_argument(
-        "--n_subvolume", type=_positive_int, default=None, help="training cubes per epoch"
+        "--n_subvolume",
+        type=_positive_int,
+        default=None,
+        help="training cubes per epoch "
+        f"(default: {EngineSettings.sized_default('n_subvolume')}; 24 with --quick)",
     )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--ncpus", type=_positive_int, default=None, help="CPU threads [all]")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from spIsoNet.demo.compare import TRUTH_THRESHOLD, improvement, truth_metrics
 from spIsoNet.demo.report import format_summary, rounded, scalars, targets
-from spIsoNet.demo.settings import DemoSettings, default_settings
+from spIsoNet.demo.settings import REPORTED_ENGINE_FIELDS, DemoSettings, default_settings
 from spIsoNet.log import get_logger
 from spIsoNet.simulate import SimulatedCase, SimulationSettings, simulate_case
 from spIsoNet.timing import stage_timer
@@ -205,6 +205,9 @@ def run_demo(
                 after = measure(corrected_map)
                 halves_after = _halves_after(result, case)
             report.update(_report_after(before, after, halves_after, result))
+            if result.settings is not None:  # the sizes the device gave the open settings
+                used = {k: getattr(result.settings, k) for k in REPORTED_ENGINE_FIELDS}
+                report["demo_settings"].update(rounded(used))
         if figures:
             from spIsoNet.demo.figures import make_figures
 

@@ -72,6 +72,8 @@ class CorrectionResult:
         Seed actually used.
     rank
         Global rank of this process (results are empty when not 0).
+    settings
+        The settings the run used: sized for its device, with the seed actually used.
     """
 
     corrected: list[np.ndarray] = field(default_factory=list)
@@ -86,6 +88,7 @@ class CorrectionResult:
     fsc3d_computed: bool = False
     seed: int | None = None
     rank: int = 0
+    settings: EngineSettings | None = None
 
 
 def _float32(array: np.ndarray | None) -> np.ndarray | None:
@@ -278,6 +281,7 @@ def correct_maps(
                 fsc3d_computed=plan.fsc3d_computed,
                 seed=settings.seed,
                 rank=0 if ctx is None else ctx.rank,
+                settings=settings,
                 timings=timings,
             )
             if ctx is not None and not ctx.is_main:

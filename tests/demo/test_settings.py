@@ -6,15 +6,21 @@ from spIsoNet import demo
 from spIsoNet.engine import EngineSettings
 
 
-def test_default_demo_trains_the_cpu_sized_network():
+def test_default_demo_uses_reconstructs_defaults_with_the_published_cpu_budget():
     settings = demo.default_settings(seed=4)
     engine = settings.run_engine_settings(show_progress=False)
     assert isinstance(engine, EngineSettings)
-    assert (engine.epochs, engine.n_subvolume, engine.cube_size, engine.predict_crop_size) == (
-        12, 120, 32, 64,
+    defaults = EngineSettings()
+    # every engine setting is reconstruct's default except the budget (epochs) and the seed
+    changed = {k for k in defaults.as_plain() if getattr(engine, k) != getattr(defaults, k)} - {
+        "seed",
+        "show_progress",
+    }
+    assert changed == {"epochs"} and engine.epochs == 4
+    cpu = engine.sized("cpu")  # what the CPU gives the open sizes: 4 × 200 cubes of 32³
+    assert (cpu.n_subvolume, cpu.cube_size, cpu.net_width, cpu.predict_crop_size) == (
+        200, 32, 16, 48,
     )  # fmt: skip
-    assert (engine.net_width, engine.net_depth, engine.n_conv, engine.norm) == (8, 3, 2, "none")
-    assert (engine.batch_size, engine.acc_batches, engine.learning_rate) == (4, 1, 1e-3)
     assert engine.seed == 4 == settings.simulation.seed and engine.show_progress is False
     assert settings.simulation.box == 64 and settings.limit_fsc == 0.5
 
