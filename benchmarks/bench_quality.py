@@ -97,39 +97,34 @@ def side_views(n: int, rng: np.random.Generator, band: float = 15.0) -> np.ndarr
 
 def half_maps(truth, voxel_size, views: str, seed: int, n_particles: int, fraction: float):
     """Two independent preferred-orientation half-maps and a soft mask of ``truth``."""
-    from spIsoNet.fourier import frequency_radius, rfft3
     from spIsoNet.simulate import (
         OrientationModel,
-        reconstruct_half,
+        SimulationSettings,
         sample_views,
-        sampling_weights,
-        soft_mask,
+        simulate_halves,
     )
-    from spIsoNet.simulate.reconstruct import slice_noise_power
 
-    n = truth.shape[0]
-    s2 = frequency_radius(n, True, False) ** 2 / (n * voxel_size) ** 2
-    spectrum = rfft3(truth) * np.exp(-80.0 * s2 / 4.0).astype(np.float32)
-    sigma2 = slice_noise_power(spectrum, n, 0.004)
     model = OrientationModel(
         n_particles=n_particles, fraction_preferred=0.0 if views == "iso" else fraction
     )
-    halves = []
-    for child in np.random.SeedSequence(seed).spawn(2):
-        rng = np.random.default_rng(child)
-        if views == "side":
-            n_pref = int(round(fraction * n_particles))
-            uniform = OrientationModel(n_particles=n_particles - n_pref, fraction_preferred=0.0)
-            dirs_u, parts_u = sample_views(uniform, rng)
-            dirs_p = side_views(500, rng)
-            dirs = np.concatenate([dirs_p, dirs_u])
-            parts = np.concatenate([np.full(500, n_pref / 500), parts_u])
-        else:
-            dirs, parts = sample_views(model, rng)
-        weights = sampling_weights(dirs, n, parts, rng)
-        halves.append(reconstruct_half(spectrum, weights, sigma2, rng))
-    mask = soft_mask(0.5 * (halves[0] + halves[1]), voxel_size)
-    return halves[0], halves[1], mask
+    settings = SimulationSettings(
+        box=truth.shape[0], voxel_size=voxel_size, snr=0.004, envelope_b=80.0, orientation=model
+    )
+
+    def side(rng: np.random.Generator):
+        # 500 views within 15° of the equator carry the preferred fraction, the rest uniform
+        n_pref = int(round(fraction * n_particles))
+        uniform = OrientationModel(n_particles=n_particles - n_pref, fraction_preferred=0.0)
+        dirs_u, parts_u = sample_views(uniform, rng)
+        dirs_p = side_views(500, rng)
+        return (
+            np.concatenate([dirs_p, dirs_u]),
+            np.concatenate([np.full(500, n_pref / 500), parts_u]),
+        )
+
+    seeds = tuple(np.random.SeedSequence(seed).spawn(2))
+    case = simulate_halves(truth, settings, seeds, side if views == "side" else None)
+    return case.half1, case.half2, case.mask
 
 
 def score(volume, truth, voxel_size, mask) -> dict:

@@ -41,7 +41,7 @@ Arrays are float32 ``[z, y, x]``; directions are unit vectors in (z, y, x) order
 and the result live in ``settings``; :func:`simulate_case` (module ``case``) runs the stages.
 """
 
-from spIsoNet.simulate.case import radial_power, simulate_case
+from spIsoNet.simulate.case import ViewSampler, radial_power, simulate_case, simulate_halves
 from spIsoNet.simulate.mask import soft_mask
 from spIsoNet.simulate.particles import sample_view_directions, sample_views, sampling_weights
 from spIsoNet.simulate.phantom import phantom, pseudo_atoms
@@ -60,5 +60,7 @@ __all__ = [
     "sample_views",
     "sampling_weights",
     "simulate_case",
+    "simulate_halves",
+    "ViewSampler",
     "soft_mask",
 ]
