@@ -25,8 +25,8 @@ from spIsoNet.relion import wrapper
 from spIsoNet.relion.call import read_external_star
 from spIsoNet.relion.reconstruction import reconstruct
 
-REPO = Path(__file__).resolve().parents[1]
-VECTORS = Path(__file__).resolve().parent / "data" / "relion-vectors"
+REPO = Path(__file__).resolve().parents[2]
+VECTORS = Path(__file__).resolve().parents[1] / "data" / "relion-vectors"
 CALLS = [
     "run_it001_half1_class001",
     "run_it001_half2_class001",

@@ -17,7 +17,7 @@ from spIsoNet import fourier
 from spIsoNet.cli.main import main
 from spIsoNet.io import read_map, write_map
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

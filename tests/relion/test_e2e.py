@@ -28,7 +28,7 @@ import mrcfile
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PROGRAMS = ("relion_refine_mpi", "relion_project", "relion_external_reconstruct", "mpirun")
 MISSING = [name for name in PROGRAMS if shutil.which(name) is None]
 pytestmark = pytest.mark.skipif(

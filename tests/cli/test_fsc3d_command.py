@@ -16,7 +16,7 @@ import pytest
 from spIsoNet.cli.main import main
 from spIsoNet.io import read_map, write_map
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 N = 40
 VOXEL = 1.5
 

@@ -18,7 +18,7 @@ from scipy.special import iv
 from spIsoNet.relion.call import read_external_star
 from spIsoNet.relion.reconstruction import GridGeometry, reconstruct, relion_round
 
-VECTORS = Path(__file__).resolve().parent / "data" / "relion-vectors"
+VECTORS = Path(__file__).resolve().parents[1] / "data" / "relion-vectors"
 
 
 def reference(real, imag, weight, n, cs, pf, tau2, fudge, iterations=10):
