@@ -47,6 +47,9 @@ __all__ = ["ConsistencyReport", "group_weights", "keep_measured", "measured_weig
 CONE_ANGLE = 20.0
 #: components per group of one weight (shell × direction cell, :func:`direction_groups`)
 GROUP_SIZE = 64
+#: low shells that hold too few components for more than one cell per cube face are pooled in
+#: runs of this many shells (per face), so that their weights are not decided by noise
+POOLED_SHELLS = 3
 #: candidate input weights (steps of 0.025)
 W_GRID = np.linspace(0.0, 1.0, 41)
 #: standard errors by which a blend must beat the input's correlation with the other half
@@ -219,9 +222,10 @@ def direction_groups(n: int, band: np.ndarray) -> tuple[np.ndarray, int]:
     face_coordinates` (3 faces of ``g × g`` equal-angle cells; ``k`` and ``−k`` share a cell),
     with ``g`` per shell chosen so that a cell holds about :data:`GROUP_SIZE` components:
     ``g = max(1, floor(sqrt(2π s² / (3 · GROUP_SIZE))))`` (the half-space holds ~2πs²
-    components at shell ``s``). The grouping does not look at the data, so a group's sums are
-    unbiased estimates (grouping by a measured FSC would select low-correlation components into
-    the low bands).
+    components at shell ``s``). Where ``g = 1`` (the low shells), runs of
+    :data:`POOLED_SHELLS` shells share the 3 face cells. The grouping does not look at the data,
+    so a group's sums are unbiased estimates (grouping by a measured FSC would select
+    low-correlation components into the low bands).
 
     Parameters
     ----------
@@ -245,18 +249,26 @@ def direction_groups(n: int, band: np.ndarray) -> tuple[np.ndarray, int]:
     radii = np.arange(max_shell + 1, dtype=np.float64)
     cells_per_face = np.maximum(1, np.floor(np.sqrt(2 * np.pi * radii**2 / (3 * GROUP_SIZE))))
     cells_per_face = cells_per_face.astype(np.int64)
-    offsets = np.concatenate([[0], np.cumsum(3 * cells_per_face**2)])
+    # shells too small for more than the 3 face cells are pooled in runs of POOLED_SHELLS
+    pooled = cells_per_face == 1
+    cells = np.where(pooled, 0, 3 * cells_per_face**2)
+    offsets = np.concatenate([[0], np.cumsum(cells)])
+    n_split = int(offsets[-1])
     k = np.rint(np.fft.fftfreq(n) * n).astype(np.int64)
     kz, ky, kx = np.meshgrid(k, k, np.arange(n // 2 + 1), indexing="ij")
     shell = shells[band]
     g = cells_per_face[shell]
     face, alpha, beta = face_coordinates(kz[band], ky[band], kx[band])
+    face = face.astype(np.int64)
     quarter = np.pi / 4
     i = np.clip(((alpha + quarter) / (2 * quarter) * g).astype(np.int64), 0, g - 1)
     j = np.clip(((beta + quarter) / (2 * quarter) * g).astype(np.int64), 0, g - 1)
+    split = offsets[shell] + (face * g + i) * g + j
+    run = (shell - 1) // POOLED_SHELLS
     groups = np.full(band.shape, -1, dtype=np.int64)
-    groups[band] = offsets[shell] + (face.astype(np.int64) * g + i) * g + j
-    return groups, int(offsets[-1])
+    groups[band] = np.where(pooled[shell], n_split + 3 * run + face, split)
+    n_runs = (max_shell - 1) // POOLED_SHELLS + 1 if max_shell else 0
+    return groups, n_split + 3 * n_runs
 
 
 def _paired_weights(

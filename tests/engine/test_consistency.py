@@ -158,3 +158,27 @@ def test_group_weights_keep_the_input_for_ties_tiny_groups_and_unused_components
 def test_measured_weight_is_the_clipped_fsc():
     f = np.array([1.2, 0.9, 0.05, 0.0, -0.5])
     np.testing.assert_allclose(measured_weight(f), np.clip(f, 0, 1))
+
+
+def test_direction_groups_cover_the_band_by_shell_and_direction():
+    from spIsoNet.engine.consistency import POOLED_SHELLS, direction_groups
+    from spIsoNet.fourier import shell_index
+
+    n = 48
+    shells = shell_index(n, True, False)
+    band = shells <= 20
+    groups, n_groups = direction_groups(n, band)
+    inside = band & (shells > 0)
+    assert (groups[inside] >= 0).all() and (groups[inside] < n_groups).all()
+    assert (groups[~inside] == -1).all()
+    # one group never spans shells beyond a pooled run, and Friedel mates (kx = 0 plane) share one
+    for g in np.unique(groups[inside]):
+        spanned = np.unique(shells[groups == g])
+        assert spanned.max() - spanned.min() < POOLED_SHELLS
+    k = np.rint(np.fft.fftfreq(n) * n).astype(int)
+    a, b = 3, 5  # (kz, ky, 0) and (-kz, -ky, 0)
+    assert groups[a, b, 0] == groups[k.tolist().index(-k[a]), k.tolist().index(-k[b]), 0]
+    # the high shells are split into direction cells of about GROUP_SIZE components
+    counts = np.bincount(groups[inside & (shells >= 15)])
+    counts = counts[counts > 0]
+    assert counts.min() >= 16 and np.median(counts) <= 200
