@@ -11,16 +11,17 @@ half_j)`` within a set of Fourier components, and the second factor does not dep
 So the blend that correlates best with the other half ``j`` is the blend that correlates best
 with the truth, and it can be found from the data alone, for correlated errors of network and
 input too (the network's output is a function of the same half). The components are pooled into
-groups of one Fourier shell and one band of ``F = cFSC(half_1, half_2)`` (conical FSC in 20°
-cones, :data:`F_EDGES`): components of one shell measured equally well get one weight, and a
-group holds hundreds of components, so the estimate is stable where a per-cone estimate is
-noise (a 20° cone at shell 5 holds a few dozen components). Per group the weight is the value
-of :data:`W_GRID` that maximises ``corr(w·half_i + (1 − w)·net_i, half_j)``, from five sums over
-the group's components (:func:`group_weights`); ties and groups too small to estimate
+groups of one Fourier shell and one direction cell (:func:`direction_groups`: fixed by geometry,
+about :data:`GROUP_SIZE` components each, low shells pooled in runs of :data:`POOLED_SHELLS`), and
+the two halves are pooled (they have the same statistics), so each estimate rests on hundreds of
+components where a per-cone estimate would be noise (a 20° cone at shell 5 holds a few dozen).
+Per group the weight is the value of :data:`W_GRID` that maximises a lower confidence bound
+(:data:`MARGIN` standard errors) of ``corr(w·half_i + (1 − w)·net_i, half_j)``, from six sums
+over the group's components (:func:`group_weights`); ties and groups too small to estimate
 (:data:`MIN_GROUP`) keep the input. Where the input is the better estimate ``w = 1`` and the
 component is kept as measured, which protects the best direction and the global resolution
-whatever the training budget; poorly measured directions go to the network where it beats
-them.
+whatever the training budget; poorly measured directions go to the network where it clearly
+beats them.
 
 Beyond ``limit_res`` the input is taken exactly (``w = 1``), as the recombination intends (its
 spectrum matching and rescaling leave the recombined map slightly off there).
@@ -41,10 +42,6 @@ import numpy as np
 
 __all__ = ["ConsistencyReport", "group_weights", "keep_measured", "measured_weight"]
 
-#: cone half-angle (degrees) of F, the measure of how well each component was measured. A
-#: conical FSC's statistical noise is ~1/sqrt(voxels in the cone); a 20° cone holds ~4x the
-#: voxels of a 10° one, and wider cones (30-45°) mix well and poorly measured directions.
-CONE_ANGLE = 20.0
 #: components per group of one weight (shell × direction cell, :func:`direction_groups`)
 GROUP_SIZE = 64
 #: low shells that hold too few components for more than one cell per cube face are pooled in
@@ -172,29 +169,6 @@ def group_weights(
     return best
 
 
-def conical_fsc(
-    a: np.ndarray,
-    b: np.ndarray,
-    voxel_size: float,
-    limit_res: float,
-    *,
-    mask: np.ndarray | None = None,
-    n_threads: int | None = None,
-) -> np.ndarray:
-    """Conical FSC volume of ``a`` and ``b`` (cones of :data:`CONE_ANGLE`) up to ``limit_res``.
-
-    Returns
-    -------
-    numpy.ndarray
-        float32, rfft layout ``[n, n, n//2 + 1]``, zero beyond the shell of ``limit_res``.
-    """
-    from spIsoNet.fsc3d import ConicalFSC
-
-    engine = ConicalFSC(a, b, mask=mask, n_threads=n_threads)
-    _, max_shell = engine.limit_shell(voxel_size, limit_res)
-    return _rfft_layout(engine.volume(CONE_ANGLE, max_shell))
-
-
 def _rfft_layout(centred: np.ndarray) -> np.ndarray:
     """Centred ``[n, n, n]`` FSC3D volume (zero frequency at ``n//2``) → rfft layout."""
     n = centred.shape[0]
@@ -320,7 +294,8 @@ def keep_measured(
     limit_res
         Å; the band the network worked in: beyond it the input is taken as it is.
     mask
-        Soft mask ``[n, n, n]`` applied before every conical FSC (the user's solvent mask).
+        Soft mask ``[n, n, n]`` applied to the maps whose correlations choose the weights (the
+        user's solvent mask); the blend itself applies to the unmasked maps.
     fsc3d_volume
         Centred FSC3D of the halves (the one training used); needed with one half or
         ``independent``.
@@ -336,14 +311,13 @@ def keep_measured(
     (maps, report)
         The blended maps (float32 ``[n, n, n]``) and a :class:`ConsistencyReport`.
     """
+    from spIsoNet.fourier import fft_threads
+
     n = halves[0].shape[0]
-
-    def cfsc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return conical_fsc(a, b, voxel_size, limit_res, mask=mask, n_threads=n_threads)
-
     band = _in_band(n, voxel_size, limit_res)
     if len(halves) == 2 and not independent:
-        weights = _paired_weights(halves, corrected, band, mask)
+        with fft_threads(n_threads):
+            weights = _paired_weights(halves, corrected, band, mask)
     else:
         if fsc3d_volume is None:
             raise ValueError("the consistency weight needs the FSC3D volume here")
@@ -351,7 +325,8 @@ def keep_measured(
         weights = [weight.copy() for _ in halves]
     for weight in weights:
         weight[~band] = 1.0  # beyond the band: the input exactly (the recombination's intent)
-    maps = [_blend(h, c, w) for h, c, w in zip(halves, corrected, weights)]
+    with fft_threads(n_threads):
+        maps = [_blend(h, c, w) for h, c, w in zip(halves, corrected, weights)]
     report = ConsistencyReport(
         network_fraction=tuple(float(np.mean(1.0 - w[band])) for w in weights),
         kept_fraction=tuple(float(np.mean(w[band] >= 1.0)) for w in weights),
