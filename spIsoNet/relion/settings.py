@@ -188,26 +188,6 @@ ENGINE_NAMES: dict[str, str] = {
 }
 
 
-def cpu_threads(ncpus: int | None, environ: Mapping[str, str] | None = None) -> int:
-    """Return the training threads.
-
-    ``ncpus`` if set, else the affinity mask's cores, at most ``OMP_NUM_THREADS`` (RELION passes
-    its rank's environment to the plugin).
-    """
-    environ = os.environ if environ is None else environ
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    if ncpus:
-        return max(1, min(int(ncpus), cores))
-    try:
-        omp = int(str(environ.get("OMP_NUM_THREADS", "")).split(",")[0])
-    except ValueError:
-        omp = 0
-    return max(1, min(cores, omp) if omp > 0 else cores)
-
-
 #: Defaults of the settings the user did not give, by the kind of device the correction runs
 #: on: the engine's device-sized network and cubes (one home:
 #: :data:`spIsoNet.engine.settings.SIZED_DEFAULTS`), and a time limit per call on a CPU, so that
@@ -265,6 +245,7 @@ def engine_settings(settings: PluginSettings, box: int, environ: Mapping[str, st
     InputError
         An engine setting out of range, named by its ``ISONET_*`` variable.
     """
+    from spIsoNet.engine.device import cpu_threads  # one home of the thread policy
     from spIsoNet.engine.settings import EngineSettings
 
     multiple = 2**settings.net_depth

@@ -491,7 +491,8 @@ def test_new_settings_are_validated():
 
 
 def test_engine_settings_are_built_once_and_named_in_isonet_terms():
-    from spIsoNet.relion.settings import cpu_threads, engine_settings
+    from spIsoNet.engine.device import cpu_threads  # the plugin uses the engine's policy
+    from spIsoNet.relion.settings import engine_settings
 
     settings, _ = read_settings(
         {
