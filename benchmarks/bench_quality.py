@@ -55,6 +55,8 @@ from spIsoNet.io.jsonio import write_json  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
 STRUCTURES = {"4ake": (64, 1.5), "1a28": (64, 2.0)}  # name -> (box, Å/voxel)
+#: the published tool's measured budget besides epochs × cubes, given to both tools
+BUDGET = dict(cube_size=32, predict_crop_size=48, batch_size=4, acc_batches=1, alpha=1.0, beta=0.5)
 
 
 def atomic_density(name: str, box: int, voxel_size: float, seed: int, b_factor: float = 60.0):
@@ -164,10 +166,7 @@ def run_case(structure, views, seed, args, out: Path) -> dict:
     settings = EngineSettings(
         epochs=args.epochs,
         n_subvolume=args.n_subvolume,
-        cube_size=32,
-        predict_crop_size=48,
-        batch_size=4,
-        acc_batches=1,
+        **BUDGET,
         net_width=args.net_width,
         seed=seed,
         device=args.device,
@@ -245,12 +244,7 @@ def run_published_case(
         limit_res=limit,
         epochs=args.epochs,
         n_subvolume=args.n_subvolume,
-        cube_size=32,
-        predict_crop_size=48,
-        batch_size=4,
-        acc_batches=1,
-        alpha=1.0,
-        beta=0.5,
+        **BUDGET,
         seed=seed,
     )
     after = score(0.5 * (run.corrected_half1 + run.corrected_half2), truth, voxel_size, mask)
