@@ -28,6 +28,8 @@ import mrcfile
 import numpy as np
 import pytest
 
+from ._vectors import TINY
+
 REPO = Path(__file__).resolve().parents[2]
 PROGRAMS = ("relion_refine_mpi", "relion_project", "relion_external_reconstruct", "mpirun")
 MISSING = [name for name in PROGRAMS if shutil.which(name) is None]
@@ -45,19 +47,7 @@ SEED = 42
 DIAMETER = 100.0  # Å, --particle_diameter
 REFINE_TIMEOUT = 900.0  # s
 #: correction on from the first iteration, at a tiny budget; strict: a fallback is exit 1
-PLUGIN_ENV = {
-    "ISONET_START_HEALPIX": "0",
-    "ISONET_START_RESOLUTION": "100",
-    "ISONET_NET_WIDTH": "4",
-    "ISONET_CUBE_SIZE": "16",
-    "ISONET_N_SUBVOLUME": "4",
-    "ISONET_BATCH_SIZE": "4",
-    "ISONET_ACC_BATCHES": "1",
-    "ISONET_EPOCHS": "1",
-    "ISONET_DEVICE": "cpu",
-    "ISONET_SEED": "3",
-    "ISONET_STRICT": "1",
-}
+PLUGIN_ENV = {**TINY, "ISONET_STRICT": "1"}
 #: the same call with the correction off (start condition never met)
 PLAIN_ENV = {"ISONET_START_HEALPIX": "99", "ISONET_DEVICE": "cpu", "ISONET_STRICT": "1"}
 RUN = "Refine3D/job001"

@@ -8,17 +8,14 @@ exists: padding 1 and 1.5 (odd file grid), current size < N, zero tau2 shells, T
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import mrcfile
 import numpy as np
 import pytest
 from scipy.special import iv
 
-from spIsoNet.relion.call import read_external_star
 from spIsoNet.relion.reconstruction import GridGeometry, reconstruct, relion_round
 
-VECTORS = Path(__file__).resolve().parents[1] / "data" / "relion-vectors"
+from ._vectors import VECTORS, call_arrays
 
 
 def reference(real, imag, weight, n, cs, pf, tau2, fudge, iterations=10):
@@ -113,12 +110,8 @@ def test_relion_round_is_half_away_from_zero():
 @pytest.mark.skipif(not VECTORS.is_dir(), reason="relion-vectors not present")
 def test_reference_transcription_matches_relion():
     call = "run_it001_half1_class001"
+    ext, arrays = call_arrays(call)
     root = VECTORS / "calls" / call / f"{call}_external_reconstruct"
-    ext = read_external_star(f"{root}.star")
-    arrays = []
-    for part in ("data_real", "data_imag", "weight"):
-        with mrcfile.open(f"{root}_{part}.mrc.gz") as mrc:
-            arrays.append(np.array(mrc.data))
     with mrcfile.open(f"{root}.mrc.gz") as mrc:
         relion = np.array(mrc.data)
     ref = reference(*arrays, 64, ext.current_size, 2.0, ext.tau2, ext.tau2_fudge)

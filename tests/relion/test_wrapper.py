@@ -22,11 +22,11 @@ import pytest
 import starfile
 
 from spIsoNet.relion import wrapper
-from spIsoNet.relion.call import read_external_star
 from spIsoNet.relion.reconstruction import reconstruct
 
+from ._vectors import TINY, VECTORS, call_arrays
+
 REPO = Path(__file__).resolve().parents[2]
-VECTORS = Path(__file__).resolve().parents[1] / "data" / "relion-vectors"
 CALLS = [
     "run_it001_half1_class001",
     "run_it001_half2_class001",
@@ -41,19 +41,6 @@ COMMAND = (
     "--healpix_order 1 --auto_local_healpix_order 4 --sym C1 --low_resol_join_halves 40 "
     "--norm --scale --j 1 --external_reconstruct {extra}"
 )
-#: a tiny, fast correction on CPU with the start conditions forced
-TINY = {
-    "ISONET_START_HEALPIX": "0",
-    "ISONET_START_RESOLUTION": "100",
-    "ISONET_NET_WIDTH": "4",
-    "ISONET_CUBE_SIZE": "16",
-    "ISONET_N_SUBVOLUME": "4",
-    "ISONET_BATCH_SIZE": "4",
-    "ISONET_ACC_BATCHES": "1",
-    "ISONET_EPOCHS": "1",
-    "ISONET_DEVICE": "cpu",
-    "ISONET_SEED": "3",
-}
 
 pytestmark = pytest.mark.skipif(not VECTORS.is_dir(), reason=f"{VECTORS} not present")
 
@@ -243,12 +230,7 @@ def log_text(project: Path, output_root: str = ORIGINAL_ROOT) -> str:
 @pytest.mark.parametrize("call", CALLS)
 def test_reconstruction_matches_relion(call):
     """Our reproduction of relion_external_reconstruct vs RELION 5.0.1's output (≤ 1e-4)."""
-    root = VECTORS / "calls" / call / f"{call}_external_reconstruct"
-    ext = read_external_star(f"{root}.star")
-    arrays = []
-    for part in ("data_real", "data_imag", "weight"):
-        with mrcfile.open(f"{root}_{part}.mrc.gz") as mrc:
-            arrays.append(np.array(mrc.data))
+    ext, arrays = call_arrays(call)
     ours = reconstruct(
         *arrays,
         ori_size=ext.ori_size,
@@ -264,12 +246,7 @@ def test_reconstruction_matches_relion(call):
 def test_reconstruction_terms_matter():
     """Dropping the MAP term or the gridding changes the result far beyond the tolerance."""
     call = "run_it004_half1_class001"
-    root = VECTORS / "calls" / call / f"{call}_external_reconstruct"
-    ext = read_external_star(f"{root}.star")
-    arrays = []
-    for part in ("data_real", "data_imag", "weight"):
-        with mrcfile.open(f"{root}_{part}.mrc.gz") as mrc:
-            arrays.append(np.array(mrc.data))
+    ext, arrays = call_arrays(call)
     kw = dict(ori_size=64, current_size=ext.current_size, padding_factor=2.0)
     ref = relion_result(call)
     assert rel_diff(reconstruct(*arrays, tau2=None, **kw), ref) > 1e-2
@@ -324,11 +301,7 @@ def test_relion_reconstruct_side_door(tmp_path, monkeypatch):
         run_main(tmp_path, "Refine3D/job001/my_recon_external_reconstruct.star", monkeypatch) == 0
     )
     ours = read_result(folder / "my_recon_external_reconstruct.mrc")
-    ext = read_external_star(str(VECTORS / "calls" / call / f"{call}_external_reconstruct.star"))
-    arrays = []
-    for part in ("data_real", "data_imag", "weight"):
-        with mrcfile.open(folder / f"{call}_external_reconstruct_{part}.mrc") as mrc:
-            arrays.append(np.array(mrc.data))
+    ext, arrays = call_arrays(call, folder)
     expected = reconstruct(*arrays, ori_size=64, current_size=ext.current_size, padding_factor=2)
     assert rel_diff(ours, expected) < 1e-6
     assert rel_diff(ours, relion_result(call)) > 1e-2  # really without the MAP term
