@@ -173,6 +173,7 @@ def run_case(structure, views, seed, args, out: Path) -> dict:
         independent=args.independent,
         show_progress=False,
         keep_measured=False,  # applied below, so the network alone is scored too
+        **getattr(args, "engine", {}),
     )
     started = time.perf_counter()
     result = correct_maps(
@@ -256,6 +257,33 @@ def run_published_case(
     }
 
 
+def _engine_overrides(items: list[str]) -> dict:
+    """``["learning_rate=1e-3", "mixed_precision=true"]`` → typed EngineSettings overrides."""
+    import dataclasses
+
+    from spIsoNet.engine.settings import EngineSettings
+
+    fields = {f.name for f in dataclasses.fields(EngineSettings)}
+    out: dict = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or name not in fields:
+            raise ValueError(f"--set {item}: expected NAME=VALUE with an EngineSettings field")
+        lowered = text.strip().lower()
+        if lowered in ("true", "false"):
+            value: object = lowered == "true"
+        else:
+            try:
+                value = int(text)
+            except ValueError:
+                try:
+                    value = float(text)
+                except ValueError:
+                    value = text
+        out[name] = value
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every case, print the table and the mean gains, write ``bench_quality.json``.
 
@@ -286,6 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="other engine settings of ours (EngineSettings fields), e.g. mixed_precision=true",
+    )
+    parser.add_argument(
         "--published", action="store_true", help="also run the published tool (side by side)"
     )
     parser.add_argument(
@@ -294,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.skip_ours and not args.published:
         parser.error("--skip_ours needs --published")
+    try:
+        args.engine = _engine_overrides(args.set)
+    except ValueError as exc:
+        parser.error(str(exc))
     tool_errors: tuple[type[Exception], ...] = ()
     if args.published:
         sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -108,8 +108,11 @@ def ours_steps_case(
     threads: int,
     alpha: float = 1.0,
     beta: float = 0.5,
+    mixed_precision: bool = False,
 ) -> dict:
     """Time our training loop like the published probe: step hook, after ``warmup`` steps.
+
+    ``mixed_precision``: bfloat16 autocast (``--mixed_precision``, on CPUs with native bfloat16).
 
     Returns
     -------
@@ -143,6 +146,7 @@ def ours_steps_case(
         alpha=alpha,
         beta=beta,
         show_progress=False,
+        mixed_precision=mixed_precision,
     )
     stamps: list[float] = []
     register_optimizer_step_post_hook(lambda *args: stamps.append(time.perf_counter()))
@@ -251,14 +255,24 @@ def published_side_by_side(args) -> int:
     os.environ.update(env_threads)
     results: dict = {}
     common = {"cube": args.cube, "batch": args.batch, "steps": args.steps, "warmup": args.warmup}
+    from spIsoNet.engine.device import cpu_has_native_bf16
+
+    # ours-bf16: the same loop under bfloat16 autocast (--mixed_precision), where the CPU has it.
+    tools = ["published", "ours"] + (["ours-bf16"] if cpu_has_native_bf16() else [])
     for rnd in range(args.rounds):
         for width in args.widths:
-            order = ["published", "ours"] if rnd % 2 == 0 else ["ours", "published"]
+            order = tools if rnd % 2 == 0 else tools[::-1]
             for tool in order:
                 if tool == "published":
                     r = _published_child(args.threads, width=width, **common)
                 else:
-                    r = _child("ours_steps_case", width=width, threads=args.threads, **common)
+                    r = _child(
+                        "ours_steps_case",
+                        width=width,
+                        threads=args.threads,
+                        mixed_precision=tool == "ours-bf16",
+                        **common,
+                    )
                 if "error" in r:
                     print(f"| {rnd + 1} | {tool} | {width} | error: {r['error']} | | |")
                     continue
@@ -268,16 +282,17 @@ def published_side_by_side(args) -> int:
                     f"{r['s_per_step']:.2f} | {r['peak_mb']:.0f} |",
                     flush=True,
                 )
-    print("\n| width | published samples/s | ours samples/s | ours / published |")
-    print("|---|---|---|---|")
+    print("\n| width | tool | published samples/s | ours samples/s | ours / published |")
+    print("|---|---|---|---|---|")
     for width in args.widths:
-        pub, ours = results.get(("published", width)), results.get(("ours", width))
-        if not pub or not ours:
-            cells = [f"{statistics.median(v):.3f}" if v else "-" for v in (pub, ours)]
-            print(f"| {width} | {cells[0]} | {cells[1]} | - |")
-            continue
-        p, o = statistics.median(pub), statistics.median(ours)
-        print(f"| {width} | {p:.3f} | {o:.3f} | {o / p:.2f} |")
+        for tool in tools[1:]:
+            pub, ours = results.get(("published", width)), results.get((tool, width))
+            if not pub or not ours:
+                cells = [f"{statistics.median(v):.3f}" if v else "-" for v in (pub, ours)]
+                print(f"| {width} | {tool} | {cells[0]} | {cells[1]} | - |")
+                continue
+            p, o = statistics.median(pub), statistics.median(ours)
+            print(f"| {width} | {tool} | {p:.3f} | {o:.3f} | {o / p:.2f} |")
     return 0
 
 

@@ -134,7 +134,8 @@ class Checker:
         values = dict(epochs=1, n_subvolume=p.n_subvolume, cube_size=p.cube_size,
                       predict_crop_size=p.predict_crop_size, batch_size=p.batch_size,
                       acc_batches=1, net_width=p.net_width, net_depth=p.net_depth,
-                      device=p.device, show_progress=False, seed=1, **p.extra)  # fmt: skip
+                      device=p.device, show_progress=False, seed=1, mixed_precision=False,
+                      **p.extra)  # fmt: skip
         if p.n_conv is not None:
             values["n_conv"] = p.n_conv
         values.update(overrides)

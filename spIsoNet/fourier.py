@@ -35,6 +35,7 @@ __all__ = [
     "combine_maps",
     "fft_backend",
     "fft_threads",
+    "fourier_resize",
     "fsc_curve",
     "fsc_from_spectra",
     "fsc_weighting",
@@ -142,6 +143,47 @@ def irfft3(spectrum: np.ndarray, n: int) -> np.ndarray:
 
     out = scipy.fft.irfftn(spectrum, s=(n, n, n), axes=(-3, -2, -1), workers=_threads())
     return out.astype(np.float32, copy=False)
+
+
+def fourier_resize(volume: np.ndarray, size: int, *, spectrum: np.ndarray | None = None):
+    """Resample a cubic map to ``size``³ voxels over the same field of view, in Fourier space.
+
+    Cropping (``size < n``) keeps the frequencies ``|k| < size/2`` per axis, so the map is
+    band-limited to the new Nyquist and its voxel size grows by ``n / size``; padding
+    (``size > n``) adds zeros beyond the old Nyquist, so ``fourier_resize(fourier_resize(v, m),
+    n)`` is ``v`` low-passed to a cube of half-edge ``m/2``. The Nyquist planes of the smaller
+    grid are dropped (a real map's Nyquist component has no sign to share between ±), and
+    values keep their real-space scale (the mean is preserved).
+
+    Parameters
+    ----------
+    volume
+        Real map ``[n, n, n]``.
+    size
+        New edge in voxels, even (or equal to ``n``).
+    spectrum
+        ``rfft3(volume)`` when the caller already has it (avoids a second FFT).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[size, size, size]``.
+    """
+    n = volume.shape[0]
+    if size == n:
+        return np.asarray(volume, dtype=np.float32)
+    if size < 2 or size % 2:
+        raise ValueError(f"fourier_resize: size {size} must be even and >= 2")
+    small = min(n, size)
+    keep = small // 2  # frequencies 0 .. keep-1 and -(keep-1) .. -1 on each axis
+    source = rfft3(volume) if spectrum is None else spectrum
+    out = np.zeros((size, size, size // 2 + 1), dtype=np.complex64)
+    rows = np.r_[0:keep, -(keep - 1) : 0]  # signed frequencies, fft order
+    out[np.ix_(rows % size, rows % size, np.arange(keep))] = source[
+        np.ix_(rows % n, rows % n, np.arange(keep))
+    ]
+    out *= (size / n) ** 3  # the unnormalised forward FFT scales with the voxel count
+    return irfft3(out, size)
 
 
 # ----------------------------------------------------------------------------------------------

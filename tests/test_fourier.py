@@ -207,3 +207,38 @@ def test_radial_average_can_include_the_corner_shells(rng):
         inside = shells == shell
         expected = np.sum(values[inside] * weights[inside]) / np.sum(weights[inside])
         assert full[shell] == pytest.approx(expected, rel=1e-6)
+
+
+def test_fourier_resize_samples_a_band_limited_map_exactly():
+    # a sum of plane waves below the small grid's Nyquist, evaluated on two grids of the same
+    # field of view: cropping the fine map gives the coarse one, padding gives the fine one back
+    waves = [((1, 0, 2), 0.3), ((-3, 2, 1), 1.1), ((0, -4, -2), 2.0)]
+
+    def grid_map(n):
+        z = np.arange(n) / n
+        zz, yy, xx = np.meshgrid(z, z, z, indexing="ij")
+        out = np.full((n, n, n), 0.7)
+        for (a, b, c), phase in waves:
+            out += np.cos(2 * np.pi * (a * zz + b * yy + c * xx) + phase)
+        return out
+
+    fine, coarse = grid_map(30), grid_map(12)
+    cropped = fourier.fourier_resize(fine, 12)
+    assert cropped.shape == (12, 12, 12) and cropped.dtype == np.float32
+    np.testing.assert_allclose(cropped, coarse, atol=2e-5)
+    np.testing.assert_allclose(fourier.fourier_resize(cropped, 30), fine, atol=2e-5)
+    assert float(cropped.mean()) == pytest.approx(0.7, abs=1e-6)
+
+
+def test_fourier_resize_drops_what_the_small_grid_cannot_hold(rng):
+    volume = rng.standard_normal((24, 24, 24))
+    round_trip = fourier.fourier_resize(fourier.fourier_resize(volume, 10), 24)
+    spectrum = np.fft.fftn(round_trip)
+    k = np.fft.fftfreq(24, 1 / 24)
+    outside = (np.abs(k)[:, None, None] >= 5) | (np.abs(k)[None, :, None] >= 5)
+    outside = outside | (np.abs(k)[None, None, :] >= 5)
+    assert np.abs(spectrum[outside]).max() < 1e-3
+    kept = np.fft.fftn(volume)[~outside]
+    np.testing.assert_allclose(spectrum[~outside], kept, rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="even"):
+        fourier.fourier_resize(volume, 11)

@@ -52,6 +52,7 @@ CLI_NAMES: dict[str, str] = {
     "resume": "--resume",
     "time_limit": "--time_limit",
     "keep_measured": "--keep_measured",
+    "fourier_crop": "--fourier_crop",
 }
 #: the engine's defaults: the command line shows and uses these (one home: EngineSettings)
 _ENGINE = EngineSettings()
@@ -66,10 +67,10 @@ def _bool(value: str) -> bool:
         raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}") from None
 
 
-def _flag(parser, name: str, help_text: str) -> None:
+def _flag(parser, name: str, help_text: str, default: bool | None = False) -> None:
     # Accepts both "--flag" and the published "--flag True/False".
     parser.add_argument(
-        name, type=_bool, nargs="?", const=True, default=False, metavar="BOOL", help=help_text
+        name, type=_bool, nargs="?", const=True, default=default, metavar="BOOL", help=help_text
     )
 
 
@@ -188,7 +189,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     parser.add_argument("--device", choices=DEVICES, default=_ENGINE.device, help="compute device")
-    _flag(parser, "--mixed_precision", "automatic mixed precision (CUDA only)")
+    _flag(
+        parser,
+        "--mixed_precision",
+        "bfloat16 autocast (default: auto, on where the device computes bfloat16 natively: GPUs "
+        "with bf16, CPUs with AMX / AVX-512 BF16; True also uses float16 on older GPUs; False: "
+        "float32)",
+        default=_ENGINE.mixed_precision,
+    )
     parser.add_argument(
         "--net_width",
         type=int,
@@ -214,6 +222,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="data-consistency step: keep the input wherever it measured a Fourier component at "
         "least as well as the network (default: %(default)s; False = replace the whole band within "
         "--limit_res, as the published tool)",
+    )
+    _flag(
+        parser,
+        "--fourier_crop",
+        "train and predict on the maps Fourier-cropped to the smallest grid holding --limit_res "
+        "(opt-in; measured in docs/benchmarks.md)",
+        default=_ENGINE.fourier_crop,
     )
     _flag(parser, "--compile", "torch.compile the network (opt-in)")
     _flag(parser, "--resume", "continue an interrupted run from <output_dir>/<model>.pt")

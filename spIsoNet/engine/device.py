@@ -1,8 +1,9 @@
 """Choosing the compute devices once, from the settings and the environment (the engine's edge).
 
-The home of two policies: which devices a run uses (:func:`plan_devices`) and how many CPU
+The home of three policies: which devices a run uses (:func:`plan_devices`), how many CPU
 threads it may start (:func:`cpu_threads`: ``--ncpus``, else ``OMP_NUM_THREADS``, never more than
-the cores of this process's affinity mask). torch is imported only where it is used, so
+the cores of this process's affinity mask) and which reduced precision autocast uses
+(:func:`autocast_dtype`). torch is imported only where it is used, so
 :func:`cpu_threads` and :func:`launcher_env` are cheap to call from edges that do not train.
 """
 
@@ -11,9 +12,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from spIsoNet.errors import InputError
 from spIsoNet.log import get_logger
+
+if TYPE_CHECKING:
+    import torch
 
 log = get_logger("engine")
 
@@ -172,6 +177,54 @@ def _thread_choice(ncpus: int | None, environ: Mapping[str, str]) -> tuple[int, 
             capped = f", capped to the {cores} available" if n < omp else ""
             return n, f"OMP_NUM_THREADS={omp}{capped}"
     return cores, f"the {cores} core(s) this process may run on"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX tiles or AVX-512 BF16).
+
+    Elsewhere oneDNN emulates bfloat16 and autocast is slower than float32.
+    """
+    import torch
+
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def autocast_dtype(device_type: str, requested: bool | None) -> torch.dtype | None:
+    """Return the reduced precision autocast uses for training and prediction, or None (float32).
+
+    Parameters
+    ----------
+    device_type
+        ``"cuda"`` or ``"cpu"``.
+    requested
+        The ``mixed_precision`` setting: None (auto), True or False.
+
+    Returns
+    -------
+    torch.dtype or None
+        bfloat16 where the device computes it natively: a GPU with bfloat16, a CPU with AMX or
+        AVX-512 BF16 (3D convolutions 2.5–4× faster than float32 on an AMX Xeon, the losses the
+        same, docs/benchmarks.md). Without it: float16 on a GPU (trained with a gradient scaler)
+        only when ``requested`` is True; float32 on a CPU (emulated bfloat16 is slower than
+        float32; a warning when it was requested). None when ``requested`` is False.
+    """
+    if requested is False:
+        return None
+    import torch
+
+    if device_type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float16 if requested else None
+    if cpu_has_native_bf16():
+        return torch.bfloat16
+    if requested:
+        log.warning(
+            "mixed precision: this CPU has no native bfloat16 (AMX / AVX-512 BF16); "
+            "training in float32"
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from scipy import ndimage
 __all__ = ["apply_weight", "cube_weight", "reference_sphere", "weight_to_rfft"]
 
 
-def cube_weight(fsc3d: np.ndarray, cube_size: int) -> np.ndarray:
+def cube_weight(fsc3d: np.ndarray, cube_size: int, grid_size: int | None = None) -> np.ndarray:
     """Resample a centred FSC3D volume to the cube grid, in physical-frequency units.
 
     Parameters
@@ -28,7 +28,11 @@ def cube_weight(fsc3d: np.ndarray, cube_size: int) -> np.ndarray:
     fsc3d
         float array ``[n, n, n]``, zero frequency at index ``n // 2``.
     cube_size
-        Cube edge ``c`` in voxels (``c <= n``).
+        Cube edge ``c`` in voxels.
+    grid_size
+        Edge ``m`` of the map the cubes are cut from, when that map is the ``n``³ map resampled
+        to ``m``³ voxels over the same field of view (a Fourier-cropped working grid, voxels
+        ``n / m`` times larger): cube index ``q`` is then map index ``q · m / c``. Default ``n``.
 
     Returns
     -------
@@ -38,7 +42,7 @@ def cube_weight(fsc3d: np.ndarray, cube_size: int) -> np.ndarray:
     """
     volume = np.asarray(fsc3d, dtype=np.float64)
     n = volume.shape[0]
-    factor = n / cube_size
+    factor = (n if grid_size is None else grid_size) / cube_size
     if factor >= 2.0:
         # Anti-aliasing before subsampling: an odd-sized box average is symmetric about every
         # voxel, so the zero frequency stays in place.

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from spIsoNet.engine.checkpoint import check_model, check_resumable, load_checkpoint
-from spIsoNet.engine.device import LaunchEnv, plan_devices
+from spIsoNet.engine.device import LaunchEnv, autocast_dtype, plan_devices
 from spIsoNet.engine.launch import process_group, run_work
 from spIsoNet.engine.plan import (
     CorrectionPlan,
@@ -227,8 +227,12 @@ def correct_maps(
             settings.cpu_processes,
             launched=launch.local_world_size if launch else 1,
         )
-        # the network size and cubes the user left open are sized by the device, once
+        # the network size and cubes the user left open are sized by the device, once, and
+        # the precision is resolved once (auto → what this device computes natively)
         settings = settings.sized(devices.kind)
+        amp = autocast_dtype(devices.kind, settings.mixed_precision)
+        settings = replace(settings, mixed_precision=amp is not None)
+        precision = "float32" if amp is None else f"{str(amp).removeprefix('torch.')} autocast"
         world = launch.world_size if launch else devices.n_procs
         check_inputs(
             half1,
@@ -272,11 +276,12 @@ def correct_maps(
             )
             timings.update(plan.timings)
             where = devices.describe() if launch is None else f"{world} launched processes"
+            where = f"{where}, {precision}"
             log.info("%s", plan.describe(where))
             run = run_work(plan.work, devices, ctx)
             timings.update(run.timings)
             result = CorrectionResult(
-                device=where if launch is None else f"{world} processes (torchrun)",
+                device=where if launch is None else f"{world} processes (torchrun), {precision}",
                 limit_res=plan.limit_res,
                 fsc3d_computed=plan.fsc3d_computed,
                 seed=settings.seed,
@@ -305,7 +310,7 @@ def recombine(plan: CorrectionPlan, run: RunOutput, result: CorrectionResult) ->
     for job in plan.work.jobs:
         for _ in job.predict:
             k = len(result.filtered)
-            filtered = plan.inputs[k].to_input_scale(next(predictions))
+            filtered = plan.inputs[k].to_input_scale(plan.to_full_grid(next(predictions)))
             result.filtered.append(filtered)
             result.corrected.append(
                 _recombine(filtered, plan.halves[k], plan.limit_res, plan.voxel_size, plan.mask)

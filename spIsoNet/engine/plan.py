@@ -120,6 +120,9 @@ class CorrectionPlan:
     ----------
     work
         What the processes run.
+    work_box
+        Edge of the grid the network trains and predicts on (``n``, or smaller with
+        ``fourier_crop``: :func:`working_box`); outputs go back with :meth:`to_full_grid`.
     halves
         The input half-maps ``[n, n, n]`` (float32), one or two.
     inputs
@@ -148,6 +151,16 @@ class CorrectionPlan:
     fsc3d_computed: bool
     fsc3d_volume: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    work_box: int | None = None
+
+    def to_full_grid(self, volume: np.ndarray) -> np.ndarray:
+        """Bring a network output from the working grid to the input's ``n``³ grid."""
+        box = self.halves[0].shape[0]
+        if volume.shape[0] == box:
+            return volume
+        from spIsoNet.fourier import fourier_resize
+
+        return fourier_resize(volume, box)
 
     def describe(self, where: str) -> str:
         """One log line: mode, where, models, cubes, batch, epochs, limit, network."""
@@ -159,7 +172,15 @@ class CorrectionPlan:
             f"epochs, limit {self.limit_res:.2f} Å, net width {config.width} depth "
             f"{config.depth} ({config.norm} norm)"
             + (f", training time limit {s.time_limit:g} s" if s.time_limit is not None else "")
+            + self._grid_text()
         )
+
+    def _grid_text(self) -> str:
+        box = self.halves[0].shape[0]
+        if self.work_box is None or self.work_box == box:
+            return ""
+        apix = self.voxel_size * box / self.work_box
+        return f", working grid {self.work_box}³ of {apix:.2f} Å (Fourier-cropped from {box}³)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,6 +327,42 @@ def default_limit_res(
     fsc = fsc_curve(half1, half2, mask=mask)
     res = resolution_at(fsc, half1.shape[0], voxel_size, threshold=DEFAULT_LIMIT_FSC)
     return float(res.angstrom)
+
+
+#: Fourier shells kept beyond ``limit_res`` on a cropped working grid: room for the raised-cosine
+#: edge of the input lowpass (3 shells, spIsoNet.fourier.lowpass) and one shell to spare.
+CROP_MARGIN_SHELLS = 4
+
+
+def working_box(box: int, voxel_size: float, limit_res: float, cube_size: int) -> int:
+    """Edge of the Fourier-cropped grid that still holds every frequency up to ``limit_res``.
+
+    The network only supplies frequencies within ``limit_res`` (beyond it the corrected map is
+    the input's own data), so it may train and predict on the map resampled to the smallest even
+    edge ``m`` whose Nyquist lies :data:`CROP_MARGIN_SHELLS` shells beyond ``limit_res``: voxels
+    ``n / m`` times larger, ``(n / m)³`` times fewer, so each training cube covers a larger part
+    of the particle and its low frequencies. Never smaller than ``cube_size``, never above ``n``.
+
+    Parameters
+    ----------
+    box
+        Map edge ``n`` (voxels).
+    voxel_size
+        Å per voxel of the map.
+    limit_res
+        Finest resolution the network works at (Å).
+    cube_size
+        Training cube edge (voxels).
+
+    Returns
+    -------
+    int
+        ``m`` (``n`` when cropping would not save anything).
+    """
+    limit_shell = box * voxel_size / limit_res
+    size = 2 * int(np.ceil(limit_shell + CROP_MARGIN_SHELLS))
+    size = max(size, cube_size + cube_size % 2)
+    return box if size >= box else size
 
 
 def effective_batch_size(settings: EngineSettings, world: int) -> int:
@@ -471,22 +528,34 @@ def make_plan(
             ]
         else:
             sources = list(halves)
+        work_box = box
+        if settings.fourier_crop:
+            work_box = working_box(box, voxel_size, limit_res, settings.cube_size)
+        work_voxel, work_mask = voxel_size * box / work_box, mask
+        if work_box < box:
+            from spIsoNet.fourier import fourier_resize
+
+            sources = [fourier_resize(h, work_box) for h in sources]
+            work_mask = None if mask is None else fourier_resize(mask, work_box)
         inputs = [
-            prepare_input(h, voxel_size, limit_res, name=f"half-map {i + 1}")
+            prepare_input(h, work_voxel, limit_res, name=f"half-map {i + 1}")
             for i, h in enumerate(sources)
         ]
-        weight = cube_weight(fsc3d_volume, settings.cube_size)
+        weight = cube_weight(fsc3d_volume, settings.cube_size, grid_size=work_box)
         if reference is not None:
             weight = np.maximum(
-                weight, reference_sphere(settings.cube_size, voxel_size, ref_resolution)
+                weight, reference_sphere(settings.cube_size, work_voxel, ref_resolution)
             )
         rng = np.random.default_rng([settings.seed, 17])
-        corners = sample_cube_starts(box, settings.cube_size, settings.n_subvolume, mask, rng)
+        corners = sample_cube_starts(
+            work_box, settings.cube_size, settings.n_subvolume, work_mask, rng
+        )
         tile, overlap = prediction_tiling(settings, config)
         extra = {
             "voxel_size": float(voxel_size),
             "limit_res": float(limit_res),
             "cube_size": int(settings.cube_size),
+            "working_voxel_size": float(work_voxel),
             "settings": settings.as_plain(),
         }
         work = WorkSpec(
@@ -514,4 +583,5 @@ def make_plan(
         fsc3d_computed=computed,
         fsc3d_volume=fsc3d_volume,
         timings=timings,
+        work_box=work_box,
     )

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from spIsoNet.engine import interrupt
+from spIsoNet.engine.device import autocast_dtype
 from spIsoNet.engine.distributed import DistContext
 from spIsoNet.engine.train import format_duration
 from spIsoNet.log import get_logger
@@ -103,7 +104,7 @@ def predict_volume(
     margin: int | None = None,
     batch_size: int = 1,
     ctx: DistContext | None = None,
-    mixed_precision: bool = False,
+    mixed_precision: bool | None = False,
     grid: int | None = None,
     show_progress: bool = False,
 ) -> np.ndarray | None:
@@ -127,7 +128,7 @@ def predict_volume(
     ctx
         Device and process placement (default: CPU, one process).
     mixed_precision
-        Autocast (CUDA only).
+        Autocast (see :func:`spIsoNet.engine.device.autocast_dtype`).
     grid
         Tiles start on multiples of this (default ``2**net.config.depth``).
     show_progress
@@ -172,11 +173,10 @@ def predict_volume(
     source = torch.from_numpy(np.ascontiguousarray(data)).to(device)
     accum = torch.zeros((padded,) * 3, dtype=torch.float32, device=device)
     win = [torch.from_numpy(w).to(device) for w in windows]
+    amp_dtype = autocast_dtype(device.type, mixed_precision)
     autocast = (
-        torch.autocast(
-            "cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        )
-        if mixed_precision and device.type == "cuda"
+        torch.autocast(device.type, dtype=amp_dtype)
+        if amp_dtype is not None
         else contextlib.nullcontext()
     )
     net.eval()

@@ -114,7 +114,11 @@ class EngineSettings:
     gpu_ids
         GPUs to use (``"0,1"`` or a list), default all visible.
     mixed_precision
-        Autocast on CUDA (ignored on CPU).
+        bfloat16 autocast for the network (the Fourier parts of the loss stay float32). None
+        (default, "auto"): on where the device computes bfloat16 natively (GPUs with bfloat16,
+        CPUs with AMX or AVX-512 BF16: same quality, 2–5× faster training on such a CPU,
+        docs/benchmarks.md), float32 elsewhere; True: also float16 on GPUs without bfloat16;
+        False: float32. See :func:`spIsoNet.engine.device.autocast_dtype`.
     independent
         Train and predict each half from its own data only (gold-standard independent halves).
     ncpus
@@ -144,6 +148,12 @@ class EngineSettings:
         Fourier component keeps the input where the input measured it at least as well as the
         network's output, so the correction cannot degrade what the data determine (default
         on; off = the published method's plain replacement inside ``limit_res``).
+    fourier_crop
+        Train and predict on the maps Fourier-cropped to the smallest grid that holds every
+        frequency up to ``limit_res`` (:func:`spIsoNet.engine.plan.working_box`); the network's
+        output is padded back to the input's grid. Nothing the correction keeps is lost (beyond
+        ``limit_res`` the corrected map is the input's own data); cubes of the same edge then
+        span a larger part of the particle, at ``(n / m)³`` fewer voxels per map.
     """
 
     epochs: int = 30
@@ -160,7 +170,7 @@ class EngineSettings:
     seed: int | None = None
     device: str = "auto"
     gpu_ids: str | list[int] | None = None
-    mixed_precision: bool = False
+    mixed_precision: bool | None = None
     independent: bool = False
     ncpus: int | None = None
     compile: bool = False
@@ -173,6 +183,7 @@ class EngineSettings:
     time_limit: float | None = None
     keep_measured: bool = True
     lr_schedule: str = "constant"
+    fourier_crop: bool = False
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> EngineSettings:

@@ -23,6 +23,7 @@ from torch import nn
 
 from spIsoNet.engine import interrupt
 from spIsoNet.engine.data import CubeSource, make_step_plan, micro_slice
+from spIsoNet.engine.device import autocast_dtype
 from spIsoNet.engine.distributed import DistContext, maybe_no_sync
 from spIsoNet.engine.losses import LossModule
 from spIsoNet.engine.settings import split_batch
@@ -49,7 +50,7 @@ class TrainOptions:
     alpha: float = 1.0
     beta: float = 0.5
     seed: int = 0
-    mixed_precision: bool = False
+    mixed_precision: bool | None = False
     show_progress: bool = True
     description: str = "training"
     time_limit: float | None = None
@@ -106,11 +107,12 @@ def _no_buffer_sync(ddp_class) -> dict:
     return {"broadcast_buffers": False}
 
 
-def _amp(ctx: DistContext, enabled: bool):
-    if not (enabled and ctx.device.type == "cuda"):
+def _amp(ctx: DistContext, enabled: bool | None):
+    dtype = autocast_dtype(ctx.device.type, enabled)
+    if dtype is None:
         return None, None
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    # float16 needs loss scaling against underflowing gradients; bfloat16 has float32's range.
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     return dtype, scaler
 
 
@@ -213,7 +215,7 @@ def train_model(
                 last = index == options.acc_batches - 1
                 with maybe_no_sync(module, skip=not last):
                     autocast = (
-                        torch.autocast("cuda", dtype=amp_dtype)
+                        torch.autocast(ctx.device.type, dtype=amp_dtype)
                         if amp_dtype is not None
                         else contextlib.nullcontext()
                     )

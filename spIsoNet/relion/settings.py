@@ -56,6 +56,15 @@ def _number(kind: type, low: float | None = None, high: float | None = None, *, 
     return parse
 
 
+def _parse_auto_bool(name: str, text: str) -> bool | None:
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return parse_bool(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r}: expected auto, True or False") from None
+
+
 def _parse_device(name: str, text: str) -> str:
     value = text.strip().lower()
     if value in {"auto", "cpu", "cuda"}:
@@ -144,6 +153,8 @@ class PluginSettings:
     fsc_feedback: bool = _env("ISONET_FSC_FEEDBACK", _parse_bool, default=False)
     seed: int | None = _env("ISONET_SEED", _number(int, 0), default=None)
     fast_reconstruction: bool = _env("ISONET_FAST_RECONSTRUCTION", _parse_bool, default=False)
+    mixed_precision: bool | None = _env("ISONET_MIXED_PRECISION", _parse_auto_bool, default=None)
+    fourier_crop: bool = _env("ISONET_FOURIER_CROP", _parse_bool, default=False)
     #: variables that were set (name → raw text), for the log
     given: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -185,6 +196,8 @@ ENGINE_NAMES: dict[str, str] = {
     "gpu_ids": "ISONET_GPUS",
     "ncpus": "ISONET_NCPUS",
     "time_limit": "ISONET_TIME_LIMIT",
+    "mixed_precision": "ISONET_MIXED_PRECISION",
+    "fourier_crop": "ISONET_FOURIER_CROP",
 }
 
 
@@ -271,6 +284,8 @@ def engine_settings(settings: PluginSettings, box: int, environ: Mapping[str, st
             "gpu_ids": list(settings.gpus) if settings.gpus is not None else None,
             "ncpus": cpu_threads(settings.ncpus, environ),
             "time_limit": sized(settings, "time_limit", kind),
+            "mixed_precision": settings.mixed_precision,
+            "fourier_crop": settings.fourier_crop,
             "show_progress": False,
         }
     )

@@ -61,3 +61,14 @@ def test_device_module_imports_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert device.launcher_env({}) is None
+
+
+def test_autocast_dtype_uses_bfloat16_only_where_the_cpu_computes_it(monkeypatch, caplog):
+    assert device.autocast_dtype("cpu", False) is None
+    assert device.autocast_dtype("cuda", False) is None
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    assert device.autocast_dtype("cpu", True) is torch.bfloat16
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="spIsoNet"):
+        assert device.autocast_dtype("cpu", True) is None
+    assert "no native bfloat16" in caplog.text

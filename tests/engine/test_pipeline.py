@@ -165,3 +165,33 @@ def test_reference_low_frequencies_are_trusted(tmp_path):
     low_ref = lowpass(reference, 12.0, 2.0).ravel()
     low_half = lowpass(h1, 12.0, 2.0).ravel()
     assert np.corrcoef(low_out, low_ref)[0, 1] > np.corrcoef(low_out, low_half)[0, 1]
+
+
+def test_working_box_holds_limit_res_and_the_cube():
+    from spIsoNet.engine.plan import CROP_MARGIN_SHELLS, working_box
+
+    m = working_box(64, 1.5, 5.91, 32)  # limit at shell 16.2 of 64
+    assert m == 2 * int(np.ceil(64 * 1.5 / 5.91 + CROP_MARGIN_SHELLS)) == 42
+    assert working_box(64, 1.5, 3.2, 32) == 64  # near Nyquist: nothing to save
+    assert working_box(64, 2.0, 40.0, 32) == 32  # never smaller than a cube
+
+
+def test_fourier_cropped_working_grid_comes_back_on_the_full_grid(tmp_path, caplog):
+    import logging
+
+    h1, h2, fsc = tiny_case()
+    s = tiny_settings(fourier_crop=True)
+    with caplog.at_level(logging.INFO, logger="spIsoNet"):
+        r = correct_maps(
+            h1, h2, 2.0, fsc3d_volume=fsc, limit_res=10.0, settings=s, output_dir=tmp_path
+        )
+    assert "working grid 22³ of 2.91 Å (Fourier-cropped from 32³)" in caplog.text
+    for filtered, corrected in zip(r.filtered, r.corrected):
+        assert filtered.shape == corrected.shape == (32, 32, 32)
+        spectrum = np.abs(np.fft.fftn(filtered))
+        k = np.abs(np.fft.fftfreq(32, 1 / 32))
+        beyond = (k[:, None, None] >= 11) | (k[None, :, None] >= 11) | (k[None, None, :] >= 11)
+        assert spectrum[beyond].max() < 1e-4 * spectrum.max()  # nothing beyond the crop
+        assert np.isfinite(corrected).all()
+        # the network's map is a real correction of the input, on the input's scale
+        assert abs(float(filtered.mean()) - float(h1.mean())) < 0.1 * float(h1.std())
