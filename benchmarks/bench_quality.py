@@ -187,6 +187,12 @@ def run_case(structure, views, seed, args, out: Path) -> dict:
         output_dir=out / f"{structure}_{views}_{seed}",
     )
     network = result.corrected  # recombined network outputs (the published replacement)
+    if getattr(args, "save_maps", False):  # for offline studies of the consistency step
+        np.savez_compressed(
+            out / f"{structure}_{views}_{seed}" / "maps.npz",
+            half1=h1, half2=h2, network1=network[0], network2=network[1], truth=truth,
+            mask=mask, fsc3d=fsc3d.volume, voxel_size=voxel_size, limit_res=limit,
+        )  # fmt: skip
     if not args.no_keep_measured:  # what correct_maps does by default, applied here
         from spIsoNet.engine.consistency import keep_measured
 
@@ -313,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no_keep_measured", action="store_true", help="without the data-consistency step"
     )
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    parser.add_argument(
+        "--save_maps",
+        action="store_true",
+        help="write each case's halves, network outputs, truth, mask, FSC3D to <case>/maps.npz",
+    )
     parser.add_argument(
         "--set",
         nargs="+",

@@ -9,6 +9,10 @@ Prediction: seconds to predict a whole 128³ and 256³ map with 80³ tiles (over
     python benchmarks/bench_train.py                # CPU (and GPU if present), default sizes
     python benchmarks/bench_train.py --device cuda --pred-width 64
     python benchmarks/bench_train.py --quick        # small smoke run
+    python benchmarks/bench_train.py --configs      # the CPU and GPU default configurations
+
+On a CPU with native bfloat16 (AMX / AVX-512 BF16) every case also runs under bf16 autocast
+(``mixed_precision``, the engine's default there); prediction rows give tiles/s.
 
 Prints a Markdown table (paste into docs/benchmarks.md).
 
@@ -57,7 +61,9 @@ def _peak_mb(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def train_case(device_name: str, cube: int, width: int, batch: int, steps: int) -> dict:
+def train_case(
+    device_name: str, cube: int, width: int, batch: int, steps: int, mixed_precision: bool = False
+) -> dict:
     """Time ``steps`` optimizer steps (after one warm-up step) in this process."""
     import numpy as np
     import torch
@@ -79,7 +85,12 @@ def train_case(device_name: str, cube: int, width: int, batch: int, steps: int) 
     net = UNet3D(UNetConfig(width=width, depth=3)).to(device)
     ctx = DistContext(device=device)
     options = TrainOptions(
-        epochs=1, batch_size=batch, acc_batches=1, steps_per_epoch=1, show_progress=False
+        epochs=1,
+        batch_size=batch,
+        acc_batches=1,
+        steps_per_epoch=1,
+        show_progress=False,
+        mixed_precision=mixed_precision,
     )
     source = CubeSource(maps, corners, cube)
     train_model(net, source, weight.to(device), options, ctx)  # warm-up (allocations, kernels)
@@ -168,23 +179,39 @@ def ours_steps_case(
     }
 
 
-def predict_case(device_name: str, box: int, width: int, tile: int, batch: int) -> dict:
-    """Time the prediction of a random ``box``³ map in ``tile``³ tiles (after a warm-up tile)."""
+def predict_case(
+    device_name: str, box: int, width: int, tile: int, batch: int, mixed_precision: bool = False
+) -> dict:
+    """Time the prediction of a random ``box``³ map in ``tile``³ tiles (after a warm-up tile).
+
+    Returns ``seconds``, ``tiles`` (tiles of the map, overlap 16), ``tiles_per_s``, ``peak_mb``.
+    """
     import numpy as np
     import torch
 
     from spIsoNet.engine.distributed import DistContext
-    from spIsoNet.engine.predict import predict_volume
+    from spIsoNet.engine.predict import predict_volume, tile_starts
     from spIsoNet.engine.unet import UNet3D, UNetConfig
 
     device = torch.device(device_name)
     net = UNet3D(UNetConfig(width=width, depth=3)).to(device).eval()
     volume = np.random.default_rng(0).standard_normal((box,) * 3).astype(np.float32)
     ctx = DistContext(device=device)
-    predict_volume(net, volume[:tile, :tile, :tile], tile=tile, overlap=16, ctx=ctx)  # warm-up
+    amp = {"mixed_precision": mixed_precision}
+    warm = volume[:tile, :tile, :tile]
+    predict_volume(net, warm, tile=tile, overlap=16, ctx=ctx, **amp)  # warm-up
     started = time.perf_counter()
-    predict_volume(net, volume, tile=tile, overlap=16, batch_size=batch, ctx=ctx)
-    return {"seconds": time.perf_counter() - started, "peak_mb": _peak_mb(device)}
+    predict_volume(net, volume, tile=tile, overlap=16, batch_size=batch, ctx=ctx, **amp)
+    seconds = time.perf_counter() - started
+    grid = 2**net.config.depth
+    step = max(grid, ((tile - 16) // grid) * grid)
+    tiles = len(tile_starts(max(tile, -(-box // grid) * grid), tile, step)) ** 3
+    return {
+        "seconds": seconds,
+        "tiles": tiles,
+        "tiles_per_s": tiles / seconds,
+        "peak_mb": _peak_mb(device),
+    }
 
 
 def _child(kind: str, **kw) -> dict:
@@ -296,6 +323,9 @@ def published_side_by_side(args) -> int:
     return 0
 
 
+_FULL_GRID = [(32, 16, 4), (32, 64, 2), (64, 16, 2), (64, 64, 1)]
+
+
 def main(argv=None) -> int:
     """Run every training and prediction case in a child process and print the two tables.
 
@@ -314,6 +344,12 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=2, help="timed optimizer steps per case")
     parser.add_argument("--pred-width", type=int, default=16, help="network width (prediction)")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    parser.add_argument(
+        "--configs",
+        action="store_true",
+        help="only the two default configurations (CPU: width 16, 32³ cubes, 48³ tiles; GPU: "
+        "width 64, 64³ cubes, 80³ tiles), each in float32 and bf16 autocast where native",
+    )
     parser.add_argument(
         "--published", action="store_true", help="training samples/s: published vs ours"
     )
@@ -338,53 +374,68 @@ def main(argv=None) -> int:
         f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPU(s), torch {torch.__version__}, threads {torch.get_num_threads()}"
     )
-    train_grid = [(32, 16, 4), (32, 64, 2), (64, 16, 2), (64, 64, 1)]
-    boxes = [128, 256]
+    # (cube, width, batch): the CPU default / published CPU budget, and the GPU default network
+    train_grid = [(32, 16, 4), (64, 64, 1)] if args.configs else _FULL_GRID
+    boxes = [128] if args.configs else [128, 256]
+    # (width, tile): the CPU default (48³ tiles) and the GPU default (80³)
+    predict_grid = [(16, 48), (64, 80)] if args.configs else [(args.pred_width, 80)]
     if args.quick:
-        train_grid, boxes = [(16, 4, 2)], [32]
-    print("\n| device | cube | width | batch | samples/s | s/step | peak MB |")
-    print("|---|---|---|---|---|---|---|")
+        train_grid, boxes, predict_grid = [(16, 4, 2)], [32], [(4, 32)]
+    from spIsoNet.engine.device import cpu_has_native_bf16
+
+    precisions = {"cpu": [False] + ([True] if cpu_has_native_bf16() else []), "cuda": [False, True]}
+    print("\n| device | precision | cube | width | batch | samples/s | s/step | peak MB |")
+    print("|---|---|---|---|---|---|---|---|")
     for dev in devices:
         for cube, width, batch in train_grid:
             if dev == "cuda":
                 batch *= 4
-            r = _child(
-                "train_case",
-                device_name=dev,
-                cube=cube,
-                width=width,
-                batch=batch,
-                steps=args.steps,
-            )
-            if "error" in r:
-                print(f"| {dev} | {cube} | {width} | {batch} | error: {r['error']} | | |")
-                continue
-            print(
-                f"| {dev} | {cube} | {width} | {batch} | {r['samples_per_s']:.3f} | "
-                f"{r['s_per_step']:.2f} | {r['peak_mb']:.0f} |",
-                flush=True,
-            )
-    print("\n| device | box | width | tile | seconds | peak MB |")
-    print("|---|---|---|---|---|---|")
-    tile = 32 if args.quick else 80
+            for amp in precisions[dev]:
+                label = "bf16 autocast" if amp else "float32"
+                r = _child(
+                    "train_case",
+                    device_name=dev,
+                    cube=cube,
+                    width=width,
+                    batch=batch,
+                    steps=args.steps,
+                    mixed_precision=amp,
+                )
+                head = f"| {dev} | {label} | {cube} | {width} | {batch}"
+                if "error" in r:
+                    print(f"{head} | error: {r['error']} | | |")
+                    continue
+                print(
+                    f"{head} | {r['samples_per_s']:.3f} | {r['s_per_step']:.2f} | "
+                    f"{r['peak_mb']:.0f} |",
+                    flush=True,
+                )
+    print("\n| device | precision | box | width | tile | tiles | seconds | tiles/s | peak MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for dev in devices:
         for box in boxes:
-            width = args.pred_width if dev == "cpu" else 64
-            r = _child(
-                "predict_case",
-                device_name=dev,
-                box=box,
-                width=width,
-                tile=tile,
-                batch=1 if dev == "cpu" else 4,
-            )
-            if "error" in r:
-                print(f"| {dev} | {box} | {width} | {tile} | error: {r['error']} | |")
-                continue
-            print(
-                f"| {dev} | {box} | {width} | {tile} | {r['seconds']:.1f} | {r['peak_mb']:.0f} |",
-                flush=True,
-            )
+            for width, tile in predict_grid:
+                width = width if dev == "cpu" or args.quick else 64
+                for amp in precisions[dev]:
+                    label = "bf16 autocast" if amp else "float32"
+                    r = _child(
+                        "predict_case",
+                        device_name=dev,
+                        box=box,
+                        width=width,
+                        tile=tile,
+                        batch=1 if dev == "cpu" else 4,
+                        mixed_precision=amp,
+                    )
+                    head = f"| {dev} | {label} | {box} | {width} | {tile}"
+                    if "error" in r:
+                        print(f"{head} | error: {r['error']} | | | |")
+                        continue
+                    print(
+                        f"{head} | {r['tiles']} | {r['seconds']:.1f} | {r['tiles_per_s']:.2f} | "
+                        f"{r['peak_mb']:.0f} |",
+                        flush=True,
+                    )
     return 0
 
 

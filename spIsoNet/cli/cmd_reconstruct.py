@@ -163,7 +163,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--learning_rate",
         type=float,
         default=_ENGINE.learning_rate,
-        help="AdamW (peak) learning rate",
+        help=f"AdamW (peak) learning rate (default: {_ENGINE.sized_default('learning_rate')})",
     )
     parser.add_argument(
         "--lr_schedule",

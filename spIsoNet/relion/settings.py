@@ -130,8 +130,8 @@ class PluginSettings:
     cube_size: int | None = _env("ISONET_CUBE_SIZE", _number(int, 8), default=None)
     net_width: int | None = _env("ISONET_NET_WIDTH", _number(int, 1), default=None)
     net_depth: int = _env("ISONET_NET_DEPTH", _number(int, 1, 6), default=3)
-    learning_rate: float = _env(
-        "ISONET_LEARNING_RATE", _number(float, 0, 1, strict_low=True), default=3e-4
+    learning_rate: float | None = _env(
+        "ISONET_LEARNING_RATE", _number(float, 0, 1, strict_low=True), default=None
     )
     predict_crop: int | None = _env("ISONET_PREDICT_CROP", _number(int, 8), default=None)
     ncpus: int | None = _env("ISONET_NCPUS", _number(int, 1), default=None)
@@ -211,6 +211,7 @@ SIZED_DEFAULTS: dict[str, dict[str, object]] = {
         "n_subvolume": sizes["n_subvolume"],
         "cube_size": sizes["cube_size"],
         "net_width": sizes["net_width"],
+        "learning_rate": sizes["learning_rate"],
         "predict_crop": sizes["predict_crop_size"],
         "time_limit": {"gpu": None, "cpu": 45.0}[kind],
     }
@@ -276,7 +277,7 @@ def engine_settings(settings: PluginSettings, box: int, environ: Mapping[str, st
             "predict_crop_size": min(sized(settings, "predict_crop", kind), box),
             "batch_size": settings.batch_size,
             "acc_batches": settings.acc_batches,
-            "learning_rate": settings.learning_rate,
+            "learning_rate": sized(settings, "learning_rate", kind),
             "net_width": sized(settings, "net_width", kind),
             "net_depth": settings.net_depth,
             "seed": settings.seed,
