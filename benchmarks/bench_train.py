@@ -326,6 +326,23 @@ def published_side_by_side(args) -> int:
 _FULL_GRID = [(32, 16, 4), (32, 64, 2), (64, 16, 2), (64, 64, 1)]
 
 
+def _precision(mixed_precision: bool) -> str:
+    return "bf16 autocast" if mixed_precision else "float32"
+
+
+def _case_row(head: str, kind: str, columns: list[tuple[str, str]], **kw) -> None:
+    """Run case ``kind`` in a child process and print its table row: ``head`` and ``columns``.
+
+    ``columns`` are ``(result key, format spec)``; a failed case prints its error instead.
+    """
+    r = _child(kind, **kw)
+    if "error" in r:
+        cells = [f"error: {r['error']}"] + [""] * (len(columns) - 1)
+    else:
+        cells = [format(r[key], spec) for key, spec in columns]
+    print(" | ".join([head, *cells]) + " |", flush=True)
+
+
 def main(argv=None) -> int:
     """Run every training and prediction case in a child process and print the two tables.
 
@@ -391,24 +408,16 @@ def main(argv=None) -> int:
             if dev == "cuda":
                 batch *= 4
             for amp in precisions[dev]:
-                label = "bf16 autocast" if amp else "float32"
-                r = _child(
+                _case_row(
+                    f"| {dev} | {_precision(amp)} | {cube} | {width} | {batch}",
                     "train_case",
+                    [("samples_per_s", ".3f"), ("s_per_step", ".2f"), ("peak_mb", ".0f")],
                     device_name=dev,
                     cube=cube,
                     width=width,
                     batch=batch,
                     steps=args.steps,
                     mixed_precision=amp,
-                )
-                head = f"| {dev} | {label} | {cube} | {width} | {batch}"
-                if "error" in r:
-                    print(f"{head} | error: {r['error']} | | |")
-                    continue
-                print(
-                    f"{head} | {r['samples_per_s']:.3f} | {r['s_per_step']:.2f} | "
-                    f"{r['peak_mb']:.0f} |",
-                    flush=True,
                 )
     print("\n| device | precision | box | width | tile | tiles | seconds | tiles/s | peak MB |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -417,24 +426,21 @@ def main(argv=None) -> int:
             for width, tile in predict_grid:
                 width = width if dev == "cpu" or args.quick else 64
                 for amp in precisions[dev]:
-                    label = "bf16 autocast" if amp else "float32"
-                    r = _child(
+                    _case_row(
+                        f"| {dev} | {_precision(amp)} | {box} | {width} | {tile}",
                         "predict_case",
+                        [
+                            ("tiles", "d"),
+                            ("seconds", ".1f"),
+                            ("tiles_per_s", ".2f"),
+                            ("peak_mb", ".0f"),
+                        ],  # fmt: skip
                         device_name=dev,
                         box=box,
                         width=width,
                         tile=tile,
                         batch=1 if dev == "cpu" else 4,
                         mixed_precision=amp,
-                    )
-                    head = f"| {dev} | {label} | {box} | {width} | {tile}"
-                    if "error" in r:
-                        print(f"{head} | error: {r['error']} | | | |")
-                        continue
-                    print(
-                        f"{head} | {r['tiles']} | {r['seconds']:.1f} | {r['tiles_per_s']:.2f} | "
-                        f"{r['peak_mb']:.0f} |",
-                        flush=True,
                     )
     return 0
 
