@@ -219,8 +219,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         const=True,
         default=_ENGINE.keep_measured,
         metavar="BOOL",
-        help="data-consistency step: keep the input wherever it measured a Fourier component at "
-        "least as well as the network (default: %(default)s; False = replace the whole band within "
+        help="data-consistency step: keep the input wherever it clearly beats the network on a "
+        "Fourier component (default: %(default)s; False = replace the whole band within "
         "--limit_res, as the published tool)",
     )
     _flag(

@@ -173,14 +173,8 @@ def group_weights(
     # network's output, not the best estimate: the estimate of corr(blend, other) −
     # corr(network, other) over N components scatters by about |blend/|blend| −
     # network/|network|| / sqrt(N), so the input (or a blend leaning on it) must beat the
-    # network by MARGIN such errors to be kept. The network is the default because agreement
-    # with the other half cannot confirm what it fills in: both halves miss the same views, so
-    # components they agree on can still be wrong in the same way (the anisotropic
-    # reconstruction), and a correct fill-in there barely correlates with the other half. Where
-    # the input is measurably better (the output is noisier, blurred beyond the spectrum
-    # matching, or wrong where the data are good), the gap is many standard errors and the input
-    # is kept. Outputs indistinguishable from the input (proportional to it within the group),
-    # empty outputs and tiny groups keep the input.
+    # network by MARGIN such errors to be kept (why the network is the default: module
+    # docstring).
     count = len(pairs) * total(np.ones(index.shape))
     similarity = (w * half_net + (1.0 - w) * power_net) / (
         norm * np.sqrt(np.maximum(power_net, 1e-30))

@@ -303,8 +303,8 @@ def recombine(plan: CorrectionPlan, run: RunOutput, result: CorrectionResult) ->
 
     ``filtered`` is each network output on its input's scale; ``corrected`` keeps it within
     ``plan.limit_res`` and the input half's own data beyond (:func:`spIsoNet.fourier.combine_maps`),
-    then (``keep_measured``, default) keeps the input wherever it measured a Fourier component at
-    least as well as the network (:func:`spIsoNet.engine.consistency.keep_measured`).
+    then (``keep_measured``, default) keeps the input wherever it clearly beats the network's
+    output on a Fourier component (:func:`spIsoNet.engine.consistency.keep_measured`).
     """
     predictions = iter(run.predictions)
     for job in plan.work.jobs:
@@ -324,7 +324,7 @@ def recombine(plan: CorrectionPlan, run: RunOutput, result: CorrectionResult) ->
 
 
 def _keep_measured(plan: CorrectionPlan, result: CorrectionResult) -> None:
-    """Apply data consistency: keep the input wherever it measured a component at least as well."""
+    """Apply data consistency: keep the input wherever it clearly beats the network."""
     from spIsoNet.engine.consistency import keep_measured
 
     result.corrected, report = keep_measured(

@@ -159,10 +159,11 @@ class EngineSettings:
         model is saved and used) and prediction still runs. With ``independent`` the two models
         share the budget.
     keep_measured
-        Data-consistency step after recombination (:mod:`spIsoNet.engine.consistency`): every
-        Fourier component keeps the input where the input measured it at least as well as the
-        network's output, so the correction cannot degrade what the data determine (default
-        on; off = the published method's plain replacement inside ``limit_res``).
+        Data-consistency step after recombination (:mod:`spIsoNet.engine.consistency`): a
+        Fourier component keeps the input where the input clearly beats the network's output
+        (measured against the other half), so a poor network cannot degrade what the data
+        determine (default on; off = the published method's plain replacement inside
+        ``limit_res``).
     fourier_crop
         Train and predict on the maps Fourier-cropped to the smallest grid that holds every
         frequency up to ``limit_res`` (:func:`spIsoNet.engine.plan.working_box`); the network's
