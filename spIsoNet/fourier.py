@@ -55,6 +55,7 @@ __all__ = [
     "shell_to_resolution",
     "spectrum_matching_gain",
     "whiten",
+    "window_spectrum",
 ]
 
 
@@ -145,7 +146,27 @@ def irfft3(spectrum: np.ndarray, n: int) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def fourier_resize(volume: np.ndarray, size: int, *, spectrum: np.ndarray | None = None):
+def window_spectrum(array: np.ndarray, grid_from: int, grid_to: int, big_r: int) -> np.ndarray:
+    """Copy the frequencies |kz|,|ky| < R, kx < R of a half (rfft) spectrum between grid sizes.
+
+    ``array`` has shape ``(g, g, g//2+1)`` for ``g = grid_from``; the result has the shape for
+    ``grid_to`` and holds the same signed frequencies (zeros elsewhere).
+    """
+    n_pos = min(big_r, grid_from // 2 + 1, grid_to // 2 + 1)  # k = 0 … R−1 stored at k
+    n_neg = min(big_r - 1, (grid_from - 1) // 2, (grid_to - 1) // 2)  # k < 0 stored at k + grid
+    nx = min(big_r, grid_from // 2 + 1, grid_to // 2 + 1)
+    out = np.zeros((grid_to, grid_to, grid_to // 2 + 1), dtype=array.dtype)
+    # (source, destination) slices of the non-negative and the negative frequencies
+    parts = [(slice(0, n_pos), slice(0, n_pos))]
+    if n_neg > 0:
+        parts.append((slice(grid_from - n_neg, grid_from), slice(grid_to - n_neg, grid_to)))
+    for src_z, dst_z in parts:
+        for src_y, dst_y in parts:
+            out[dst_z, dst_y, :nx] = array[src_z, src_y, :nx]
+    return out
+
+
+def fourier_resize(volume: np.ndarray, size: int) -> np.ndarray:
     """Resample a cubic map to ``size``³ voxels over the same field of view, in Fourier space.
 
     Cropping (``size < n``) keeps the frequencies ``|k| < size/2`` per axis, so the map is
@@ -161,8 +182,6 @@ def fourier_resize(volume: np.ndarray, size: int, *, spectrum: np.ndarray | None
         Real map ``[n, n, n]``.
     size
         New edge in voxels, even (or equal to ``n``).
-    spectrum
-        ``rfft3(volume)`` when the caller already has it (avoids a second FFT).
 
     Returns
     -------
@@ -174,14 +193,8 @@ def fourier_resize(volume: np.ndarray, size: int, *, spectrum: np.ndarray | None
         return np.asarray(volume, dtype=np.float32)
     if size < 2 or size % 2:
         raise ValueError(f"fourier_resize: size {size} must be even and >= 2")
-    small = min(n, size)
-    keep = small // 2  # frequencies 0 .. keep-1 and -(keep-1) .. -1 on each axis
-    source = rfft3(volume) if spectrum is None else spectrum
-    out = np.zeros((size, size, size // 2 + 1), dtype=np.complex64)
-    rows = np.r_[0:keep, -(keep - 1) : 0]  # signed frequencies, fft order
-    out[np.ix_(rows % size, rows % size, np.arange(keep))] = source[
-        np.ix_(rows % n, rows % n, np.arange(keep))
-    ]
+    # frequencies 0 … keep−1 and −(keep−1) … −1 on each axis
+    out = window_spectrum(rfft3(volume), n, size, min(n, size) // 2)
     out *= (size / n) ** 3  # the unnormalised forward FFT scales with the voxel count
     return irfft3(out, size)
 

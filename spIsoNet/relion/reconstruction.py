@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spIsoNet.fourier import window_spectrum
+
 #: Kaiser–Bessel blob of RELION's BackProjector: radius (table built for twice it), alpha, order 0
 BLOB_RADIUS = 1.9
 BLOB_ALPHA = 15.0
@@ -254,26 +256,6 @@ def gridding_kernel(
     return out
 
 
-def _window(array: np.ndarray, grid_from: int, grid_to: int, big_r: int) -> np.ndarray:
-    """Copy the frequencies |kz|,|ky| < R, kx < R of a half spectrum between grid sizes.
-
-    ``array`` has shape ``(g, g, g//2+1)`` for ``g = grid_from``; the result has the shape for
-    ``grid_to`` and holds the same signed frequencies (zeros elsewhere).
-    """
-    n_pos = min(big_r, grid_from // 2 + 1, grid_to // 2 + 1)  # k = 0 … R−1 stored at k
-    n_neg = min(big_r - 1, (grid_from - 1) // 2, (grid_to - 1) // 2)  # k < 0 stored at k + grid
-    nx = min(big_r, grid_from // 2 + 1, grid_to // 2 + 1)
-    out = np.zeros((grid_to, grid_to, grid_to // 2 + 1), dtype=array.dtype)
-    # (source, destination) slices of the non-negative and the negative frequencies
-    parts = [(slice(0, n_pos), slice(0, n_pos))]
-    if n_neg > 0:
-        parts.append((slice(grid_from - n_neg, grid_from), slice(grid_to - n_neg, grid_to)))
-    for src_z, dst_z in parts:
-        for src_y, dst_y in parts:
-            out[dst_z, dst_y, :nx] = array[src_z, src_y, :nx]
-    return out
-
-
 def map_regularised_weight(
     weight: np.ndarray,
     inside: np.ndarray,
@@ -370,7 +352,7 @@ def reconstruct(
     p = geom.grid_internal
     r2 = _radius2(p, p // 2 + 1)
     inside = r2 < geom.R**2
-    weight_p = _window(weight, geom.grid_file, p, geom.R).astype(np.float64) * inside
+    weight_p = window_spectrum(weight, geom.grid_file, p, geom.R).astype(np.float64) * inside
     fw = map_regularised_weight(weight_p, inside, r2, geom, tau2, tau2_fudge)
     del weight_p
 
@@ -382,8 +364,8 @@ def reconstruct(
     # Weighted data, windowed to the even grid, inverse FFT.
     pe = geom.grid_even
     spectrum = np.empty(wn.shape, dtype=np.complex128)
-    spectrum.real = _window(data_real, geom.grid_file, p, geom.R) * wn
-    spectrum.imag = _window(data_imag, geom.grid_file, p, geom.R) * wn
+    spectrum.real = window_spectrum(data_real, geom.grid_file, p, geom.R) * wn
+    spectrum.imag = window_spectrum(data_imag, geom.grid_file, p, geom.R) * wn
     del wn
     n = geom.ori_size
     volume = centred_inverse(spectrum, geom, fft)
