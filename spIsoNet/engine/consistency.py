@@ -200,11 +200,13 @@ def _rfft_layout(centred: np.ndarray) -> np.ndarray:
     return np.fft.ifftshift(centred)[:, :, : n // 2 + 1]
 
 
-def _blend(half: np.ndarray, network: np.ndarray, weight_rfft: np.ndarray) -> np.ndarray:
-    from spIsoNet.fourier import irfft3, rfft3
+def _blend(
+    half_spectrum: np.ndarray, network_spectrum: np.ndarray, weight_rfft: np.ndarray, n: int
+) -> np.ndarray:
+    from spIsoNet.fourier import irfft3
 
-    spectrum = weight_rfft * rfft3(half) + (1.0 - weight_rfft) * rfft3(network)
-    return np.asarray(irfft3(spectrum, half.shape[0]), dtype=np.float32)
+    spectrum = weight_rfft * half_spectrum + (1.0 - weight_rfft) * network_spectrum
+    return np.asarray(irfft3(spectrum, n), dtype=np.float32)
 
 
 def _in_band(n: int, voxel_size: float, limit_res: float) -> np.ndarray:
@@ -271,22 +273,18 @@ def direction_groups(n: int, band: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _paired_weights(
-    halves: list[np.ndarray],
-    corrected: list[np.ndarray],
-    band: np.ndarray,
-    mask: np.ndarray | None,
+    half_spectra: list[np.ndarray], network_spectra: list[np.ndarray], band: np.ndarray
 ) -> list[np.ndarray]:
-    """Per-component input weights of both halves from shell × direction groups (rfft)."""
-    from spIsoNet.fourier import rfft3, rfft_multiplicity
+    """Per-component input weights of both halves from shell × direction groups (rfft).
 
-    n = halves[0].shape[0]
+    ``half_spectra`` / ``network_spectra``: rfft spectra of the (masked) halves and of the
+    network outputs for them.
+    """
+    from spIsoNet.fourier import rfft_multiplicity
+
+    n = band.shape[0]
     groups, n_groups = direction_groups(n, band)
-
-    def spectrum(volume: np.ndarray) -> np.ndarray:
-        return rfft3(volume if mask is None else volume * mask)
-
-    spectra = [spectrum(h) for h in halves]
-    pairs = [(spectra[i], spectrum(corrected[i]), spectra[1 - i]) for i in range(2)]
+    pairs = [(half_spectra[i], network_spectra[i], half_spectra[1 - i]) for i in range(2)]
     per_group = group_weights(pairs, groups, n_groups, rfft_multiplicity(n))
     weight = np.ones(groups.shape, dtype=np.float32)
     used = groups >= 0
@@ -336,22 +334,26 @@ def keep_measured(
     (maps, report)
         The blended maps (float32 ``[n, n, n]``) and a :class:`ConsistencyReport`.
     """
-    from spIsoNet.fourier import fft_threads
+    from spIsoNet.fourier import fft_threads, rfft3
 
     n = halves[0].shape[0]
     band = _in_band(n, voxel_size, limit_res)
-    if len(halves) == 2 and not independent:
-        with fft_threads(n_threads):
-            weights = _paired_weights(halves, corrected, band, mask)
-    else:
-        if fsc3d_volume is None:
-            raise ValueError("the consistency weight needs the FSC3D volume here")
-        weight = measured_weight(_rfft_layout(np.asarray(fsc3d_volume)))
-        weights = [weight.copy() for _ in halves]
-    for weight in weights:
-        weight[~band] = 1.0  # beyond the band: the input exactly (the recombination's intent)
     with fft_threads(n_threads):
-        maps = [_blend(h, c, w) for h, c, w in zip(halves, corrected, weights)]
+        # the spectra the blend needs; without a mask the weights are chosen on the same ones
+        spectra = [rfft3(h) for h in halves], [rfft3(c) for c in corrected]
+        if len(halves) == 2 and not independent:
+            chosen_on = spectra
+            if mask is not None:
+                chosen_on = [rfft3(h * mask) for h in halves], [rfft3(c * mask) for c in corrected]
+            weights = _paired_weights(*chosen_on, band)
+        else:
+            if fsc3d_volume is None:
+                raise ValueError("the consistency weight needs the FSC3D volume here")
+            weight = measured_weight(_rfft_layout(np.asarray(fsc3d_volume)))
+            weights = [weight.copy() for _ in halves]
+        for weight in weights:
+            weight[~band] = 1.0  # beyond the band: the input exactly (the recombination's intent)
+        maps = [_blend(h, c, w, n) for h, c, w in zip(*spectra, weights)]
     report = ConsistencyReport(
         network_fraction=tuple(float(np.mean(1.0 - w[band])) for w in weights),
         kept_fraction=tuple(float(np.mean(w[band] >= 1.0)) for w in weights),
