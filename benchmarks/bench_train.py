@@ -190,7 +190,7 @@ def predict_case(
     import torch
 
     from spIsoNet.engine.distributed import DistContext
-    from spIsoNet.engine.predict import predict_volume, tile_starts
+    from spIsoNet.engine.predict import predict_volume, tile_layout
     from spIsoNet.engine.unet import UNet3D, UNetConfig
 
     device = torch.device(device_name)
@@ -203,9 +203,7 @@ def predict_case(
     started = time.perf_counter()
     predict_volume(net, volume, tile=tile, overlap=16, batch_size=batch, ctx=ctx, **amp)
     seconds = time.perf_counter() - started
-    grid = 2**net.config.depth
-    step = max(grid, ((tile - 16) // grid) * grid)
-    tiles = len(tile_starts(max(tile, -(-box // grid) * grid), tile, step)) ** 3
+    tiles = len(tile_layout(box, tile, 16, 2**net.config.depth)[2]) ** 3
     return {
         "seconds": seconds,
         "tiles": tiles,

@@ -145,13 +145,11 @@ class Checker:
         """Prediction tiles per map, from the engine's own tiling (None if that moved)."""
         try:
             from spIsoNet.engine.plan import prediction_tiling
-            from spIsoNet.engine.predict import tile_starts
+            from spIsoNet.engine.predict import tile_layout
 
             grid = 2**settings.net_depth
             tile, overlap = prediction_tiling(settings, SimpleNamespace(multiple=grid))
-            step = max(grid, ((tile - overlap) // grid) * grid)
-            padded = max(tile, -(-self.profile.box // grid) * grid)
-            return len(tile_starts(padded, tile, step)) ** 3
+            return len(tile_layout(self.profile.box, tile, overlap, grid)[2]) ** 3
         except Exception:  # internal names: only for the tiles/s column
             return None
 

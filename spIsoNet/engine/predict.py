@@ -75,6 +75,18 @@ def tile_starts(length: int, tile: int, step: int) -> list[int]:
     return sorted(set(starts))
 
 
+def tile_layout(n: int, tile: int, overlap: int, grid: int) -> tuple[int, int, list[int]]:
+    """How :func:`predict_volume` tiles an ``n``³ map: ``(padded edge, step, starts per axis)``.
+
+    The map is padded to a multiple of ``grid`` (at least one tile); tiles start every ``step =
+    tile - overlap`` voxels rounded down to a multiple of ``grid`` (at least ``grid``), the last
+    one flush with the padded edge. The map has ``len(starts) ** 3`` tiles.
+    """
+    padded = max(tile, -(-n // grid) * grid)
+    step = max(grid, ((tile - overlap) // grid) * grid)
+    return padded, step, tile_starts(padded, tile, step)
+
+
 def _ramp(width: int) -> np.ndarray:
     if width <= 0:
         return np.zeros(0)
@@ -144,16 +156,14 @@ def predict_volume(
     n = volume.shape[0]
     if tile % grid:
         raise ValueError(f"tile {tile} is not a multiple of {grid}")
-    padded = max(tile, -(-n // grid) * grid)
+    padded, step, starts = tile_layout(n, tile, overlap, grid)
     pad = padded - n
     mode = "reflect" if pad < n else "constant"
     data = np.pad(volume.astype(np.float32), [(0, pad)] * 3, mode=mode) if pad else volume
-    step = max(grid, ((tile - overlap) // grid) * grid)
     margin = overlap // 8 if margin is None else margin
     ramp = tile - step - 2 * margin
     if ramp < 0:
         raise ValueError(f"overlap {tile - step} is smaller than twice the margin {margin}")
-    starts = tile_starts(padded, tile, step)
     windows = [
         tile_window(tile, margin, ramp, s == 0, s + tile >= padded).astype(np.float32)
         for s in starts
